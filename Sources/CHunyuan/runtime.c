@@ -1,0 +1,61 @@
+#include "hunyuan.h"
+#include "hunyuan_internal.h"
+
+#include <string.h>
+
+#define HYI_ERROR_CAPACITY 4096
+
+static _Thread_local char hyi_error[HYI_ERROR_CAPACITY];
+
+const char *hy_last_error(void) { return hyi_error; }
+
+void hyi_set_error(const char *message) {
+    if (message == NULL) message = "unknown error";
+    size_t n = strlen(message);
+    if (n >= HYI_ERROR_CAPACITY) {
+        n = HYI_ERROR_CAPACITY - 1;
+        /* do not cut a UTF-8 sequence in half: back up to a lead byte */
+        while (n > 0 && ((unsigned char)message[n] & 0xC0) == 0x80) n--;
+    }
+    memcpy(hyi_error, message, n);
+    hyi_error[n] = '\0';
+}
+
+bool hyi_cpu_has_avx2_fma(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
+bool hyi_cpu_has_avx512f(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#else
+    return false;
+#endif
+}
+
+bool hyi_cpu_has_avx512_vnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
+bool hyi_cpu_has_avx_vnni(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avxvnni");
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__clang__) && __clang_major__ >= 12
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avxvnni");
+#else
+    return false;
+#endif
+}

@@ -1,0 +1,78 @@
+import CHunyuan
+import HunyuanCore
+
+// Shared plumbing of the @_cdecl entry points: error mapping, argument checks, handle boxes.
+// Nothing here may trap on input from C.
+
+/// Records `error` for hy_last_error() and returns its status.
+@inline(never)
+func fail(_ error: Error) -> hy_status {
+    if let e = error as? HYError {
+        hyi_set_error(e.message)
+        return hy_status(rawValue: UInt32(e.status.rawValue))
+    }
+    hyi_set_error("internal error: \(error)")
+    return HY_ERR_INTERNAL
+}
+
+@inline(never)
+func fail(_ status: HYStatus, _ message: String) -> hy_status {
+    fail(HYError(status, message))
+}
+
+/// Runs `body`, mapping any thrown error onto a status + message.
+@inline(__always)
+func guarded(_ body: () throws -> Void) -> hy_status {
+    do {
+        try body()
+        return HY_OK
+    } catch {
+        return fail(error)
+    }
+}
+
+/// A C string argument as Swift UTF-8, or an invalid-argument error naming the parameter.
+func utf8Arg(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    guard let p else { throw HYError.invalidArgument("\(name) is NULL") }
+    let n = strlen(p)
+    let buf = UnsafeRawBufferPointer(start: p, count: n).bindMemory(to: UInt8.self)
+    guard let s = String(validating: buf, as: UTF8.self) else {
+        throw HYError.invalidArgument("\(name) is not valid UTF-8")
+    }
+    return s
+}
+
+/// Checks a params struct's `struct_size` against the first published size of its struct.
+func checkStructSize(_ size: UInt32, minimum: Int, _ name: String) throws {
+    guard Int(size) >= minimum else {
+        throw HYError.invalidArgument("\(name).struct_size is \(size); at least \(minimum) expected (set it to sizeof(\(name)))")
+    }
+}
+
+/// Reads a caller's params struct of a possibly older (smaller) or newer (larger) layout: fields the
+/// caller's struct does not have keep their defaults.
+func readParams<T>(_ p: UnsafePointer<T>?, defaults: T, minimum: Int, _ name: String) throws -> T {
+    guard let p else { return defaults }
+    let size = UnsafeRawPointer(p).load(as: UInt32.self)
+    try checkStructSize(size, minimum: minimum, name)
+    var out = defaults
+    withUnsafeMutableBytes(of: &out) { dst in
+        dst.copyMemory(from: UnsafeRawBufferPointer(start: p, count: min(Int(size), MemoryLayout<T>.size)))
+    }
+    return out
+}
+
+/// Wraps a Swift object for hand-out as an opaque C handle (retained until released).
+func retainHandle<T: AnyObject, H>(_ object: T, as: H.Type) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(object).toOpaque())
+}
+
+func handleObject<T: AnyObject>(_ h: OpaquePointer?, _ type: T.Type) -> T? {
+    guard let h else { return nil }
+    return Unmanaged<T>.fromOpaque(UnsafeRawPointer(h)).takeUnretainedValue()
+}
+
+func releaseHandle<T: AnyObject>(_ h: OpaquePointer?, _ type: T.Type) {
+    guard let h else { return }
+    Unmanaged<T>.fromOpaque(UnsafeRawPointer(h)).release()
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import HunyuanCore
+
+/// Runs a command body, turning library errors into a message on stderr and a non-zero exit.
+func runReporting(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as HYError {
+        writeStderr("error: \(e.message)\n")
+        throw ExitCode(Int32(e.status.rawValue) == 0 ? 1 : Int32(e.status.rawValue))
+    }
+}
+
+/// Buffered stdout for data.
+struct StdoutWriter {
+    var buffer: [UInt8] = []
+    mutating func write(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        if buffer.count > 1 << 16 { flush() }
+    }
+    mutating func flush() {
+        buffer.withUnsafeBytes { b in
+            var off = 0
+            while off < b.count {
+                let n = Glibc.write(1, b.baseAddress! + off, b.count - off)
+                if n <= 0 { break }
+                off += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+import Glibc
+
+/// Reads all of stdin as raw bytes.
+func readStdinBytes() -> [UInt8] {
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out.append(contentsOf: chunk[0..<n])
+    }
+    return out
+}

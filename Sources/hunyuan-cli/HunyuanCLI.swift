@@ -1,0 +1,19 @@
+import ArgumentParser
+import HunyuanCore
+
+@main
+struct HunyuanCLI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hunyuan-cli",
+        abstract: "Tencent Hunyuan models on the CPU: language models, tokenizer, meshes, 3D reconstruction.",
+        discussion: "Stdout carries only each command's data; progress and logs go to stderr.",
+        version: HunyuanVersion.string,
+        subcommands: cliSubcommands
+    )
+}
+
+/// Every subcommand, one file each in this folder.
+let cliSubcommands: [ParsableCommand.Type] = [
+    SystemCommand.self,
+    InspectCommand.self,
+]
