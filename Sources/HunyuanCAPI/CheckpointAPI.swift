@@ -26,7 +26,7 @@ public func hy_checkpoint_open_impl(_ path: UnsafePointer<CChar>?, _ params: Uns
         let p = try utf8Arg(path, "path")
         _ = try readParams(params, defaults: hy_checkpoint_default_params_impl(), minimum: 4, "hy_checkpoint_params")
         let c = try Checkpoint(path: p)
-        out.pointee = retainHandle(CheckpointHandle(c), as: hy_checkpoint.self)
+        out.pointee = retainHandle(CheckpointHandle(c))
     }
 }
 
@@ -94,8 +94,8 @@ public func hy_checkpoint_read_f32_impl(_ c: OpaquePointer?, _ index: Int, _ out
         }
         let t = ts[index]
         guard let out else { throw HYError.invalidArgument("out is NULL") }
-        guard capacity >= t.count else {
-            throw HYError.invalidArgument("capacity \(capacity) < \(t.count) elements of tensor \(t.name)")
+        guard UInt(bitPattern: capacity) >= UInt(t.count) else {
+            throw HYError.invalidArgument("capacity \(UInt(bitPattern: capacity)) < \(t.count) elements of tensor \(t.name)")
         }
         t.copyFloats(into: out)
     }

@@ -1,4 +1,5 @@
 import CHunyuan
+import Glibc
 import HunyuanCore
 
 // Shared plumbing of the @_cdecl entry points: error mapping, argument checks, handle boxes.
@@ -63,7 +64,7 @@ func readParams<T>(_ p: UnsafePointer<T>?, defaults: T, minimum: Int, _ name: St
 }
 
 /// Wraps a Swift object for hand-out as an opaque C handle (retained until released).
-func retainHandle<T: AnyObject, H>(_ object: T, as: H.Type) -> OpaquePointer {
+func retainHandle<T: AnyObject>(_ object: T) -> OpaquePointer {
     OpaquePointer(Unmanaged.passRetained(object).toOpaque())
 }
 

@@ -1,0 +1,100 @@
+# hunyuan — build, demo, test, bench. The README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+SWIFT ?= swift
+PYTHON ?= python3
+HUNYUAN_SHARED ?= $(abspath ../shared)
+export HUNYUAN_SHARED
+
+BUILD := build
+VENV := .venv
+PY := $(VENV)/bin/python
+CC ?= gcc
+CXX ?= g++
+
+# The shipped library: Swift runtime linked statically (no toolchain needed at run time), only hy_*
+# exported under version node hy_abi_0, SONAME libhunyuan.so.0. GNU ld (bfd) keeps the dynamic
+# symbol table free of local Swift entries.
+RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=bfd \
+	-Xlinker --version-script=$(CURDIR)/tools/hunyuan.map -Xlinker -soname=libhunyuan.so.0
+
+APT_PACKAGES := libopenblas-dev zlib1g-dev pkg-config libffi-dev libpython3-dev binutils
+CFLAGS_TEST := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude
+
+.PHONY: deps deps-apt build demo test bench clean test-swift test-capi test-python check-library
+
+# ---- dependencies -----------------------------------------------------------------------------
+# Debian packages (installed when root, otherwise a clear message) and a project venv for the
+# test-only Python packages.
+deps: deps-apt $(VENV)/.stamp
+
+deps-apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing -- as root run: apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/.stamp: tools/requirements-test.txt | deps-apt
+	@command -v $(PYTHON) >/dev/null || { echo "python3 is required for the tests" >&2; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { echo "cannot create $(VENV): apt-get install python3-venv" >&2; exit 1; }
+	$(PY) -m pip install -q --disable-pip-version-check -r tools/requirements-test.txt
+	@touch $@
+
+# ---- build ------------------------------------------------------------------------------------
+build: deps-apt
+	$(SWIFT) build $(RELEASE_FLAGS) --product hunyuan
+	$(SWIFT) build $(RELEASE_FLAGS) --product hunyuan-cli
+	@mkdir -p $(BUILD)
+	cp .build/release/libhunyuan.so $(BUILD)/libhunyuan.so.0
+	ln -sf libhunyuan.so.0 $(BUILD)/libhunyuan.so
+	cp .build/release/hunyuan-cli $(BUILD)/hunyuan-cli
+	@echo "built $(BUILD)/libhunyuan.so.0 and $(BUILD)/hunyuan-cli"
+
+# ---- demo -------------------------------------------------------------------------------------
+demo: build
+	@bash tools/demo.sh
+
+# ---- tests ------------------------------------------------------------------------------------
+test: deps build check-library test-capi test-swift test-python
+	@echo "make test: all suites passed"
+
+check-library: build
+	@bash tools/check_library.sh $(BUILD)/libhunyuan.so.0 include/hunyuan.h Tests/capi
+
+test-capi: build
+	$(CC) $(CFLAGS_TEST) -fsyntax-only -x c include/hunyuan.h
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -x c++ include/hunyuan.h
+	@mkdir -p $(BUILD)/capi
+	@rm -rf $(BUILD)/capi/scratch
+	@set -e; for t in Tests/capi/test_*.c; do \
+	  n=$$(basename $$t .c); \
+	  $(CC) $(CFLAGS_TEST) -pthread -o $(BUILD)/capi/$$n $$t -ldl; \
+	  $(BUILD)/capi/$$n $(BUILD)/libhunyuan.so.0 $(HUNYUAN_SHARED) $(BUILD)/capi/scratch; \
+	done
+	@set -e; for e in examples/c/*.c; do \
+	  n=$$(basename $$e .c); \
+	  $(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -o $(BUILD)/capi/example_$$n $$e -ldl; \
+	  $(BUILD)/capi/example_$$n $(BUILD)/libhunyuan.so.0 $(HUNYUAN_SHARED); \
+	done
+
+test-swift: deps
+	$(PY) tools/make_safetensors_cases.py $(BUILD)/testdata/safetensors
+	HUNYUAN_TESTDATA=$(CURDIR)/$(BUILD)/testdata $(SWIFT) test
+
+test-python: deps build
+	@if ls Tests/python/test_*.py >/dev/null 2>&1; then \
+	  HUNYUAN_CLI=$(CURDIR)/$(BUILD)/hunyuan-cli HUNYUAN_LIB=$(CURDIR)/$(BUILD)/libhunyuan.so.0 \
+	  $(PY) -m pytest -q Tests/python; \
+	else echo "no Python tests yet"; fi
+
+# ---- benchmarks -------------------------------------------------------------------------------
+bench: build
+	@bash tools/bench.sh
+
+clean:
+	rm -rf .build $(BUILD)
