@@ -50,8 +50,7 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     private static func openSharded(dir: String, indexPath: String) throws -> [SafetensorsFile] {
-        let raw = try MappedFile(path: indexPath)
-        let json = try JSONValue.parse(raw.bytes, context: indexPath)
+        let json = try JSONValue.parse(contentsOf: indexPath)
         guard case .object(let wm)? = json["weight_map"] else {
             throw HYError.format("\(indexPath): no weight_map object")
         }

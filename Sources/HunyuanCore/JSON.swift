@@ -58,6 +58,11 @@ public indirect enum JSONValue: Sendable, Equatable {
         return v
     }
 
+    /// Parses a whole JSON file; errors name the path.
+    public static func parse(contentsOf path: String) throws -> JSONValue {
+        try MappedFile(path: path).withBytes { try parse($0, context: path) }
+    }
+
     public static func parse(_ text: String, context: String) throws -> JSONValue {
         var t = text
         return try t.withUTF8 { try parse(UnsafeRawBufferPointer($0), context: context) }

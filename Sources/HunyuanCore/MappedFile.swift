@@ -30,6 +30,12 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
+    /// Calls `body` with the mapped bytes, keeping the mapping alive for the call. (`bytes` alone is
+    /// only valid while the caller holds this object.)
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(bytes) }
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
@@ -69,8 +75,7 @@ public enum FileSystem {
 
     /// Reads a whole (small) file.
     public static func readAll(_ path: String) throws -> [UInt8] {
-        let f = try MappedFile(path: path)
-        return Array(f.bytes)
+        try MappedFile(path: path).withBytes { Array($0) }
     }
 
     /// Writes `data` atomically: a temporary file in the same folder renamed over `path` on success;
