@@ -1,0 +1,37 @@
+"""Tencent Hunyuan language and 3D models on the CPU (binding of libhunyuan).
+
+Errors raised by the library are subclasses of :class:`HunyuanError` carrying the library's message:
+InvalidArgumentError (also a ValueError), IOError (also an OSError), FormatError, UnsupportedError,
+OutOfMemoryError (also a MemoryError), ContextFullError, AbortedError, InternalError.
+"""
+from . import _native
+from ._native import (
+    AbortedError,
+    ContextFullError,
+    FormatError,
+    HunyuanError,
+    InternalError,
+    InvalidArgumentError,
+    IOError,
+    OutOfMemoryError,
+    UnsupportedError,
+)
+from .checkpoint import Checkpoint
+
+__version__ = "0.1.0"
+
+
+def version() -> str:
+    """Version of the loaded libhunyuan."""
+    return _native.version()
+
+
+def system_info() -> str:
+    """CPU features the kernels use and build information."""
+    return _native.system_info()
+
+
+__all__ = [
+    "AbortedError", "Checkpoint", "ContextFullError", "FormatError", "HunyuanError", "IOError",
+    "InternalError", "InvalidArgumentError", "OutOfMemoryError", "UnsupportedError", "system_info", "version",
+]
