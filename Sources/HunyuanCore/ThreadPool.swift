@@ -75,16 +75,19 @@ public final class ThreadPool: @unchecked Sendable {
             }
             if stopping { pthread_mutex_unlock(&mutex); return }
             seen = generation.load(ordering: .acquiring)
-            let body = job
+            var body = job
             let n = jobCount
             pthread_mutex_unlock(&mutex)
-            if let body {
+            if body != nil {
                 while true {
                     let i = nextIndex.wrappingAdd(1, ordering: .relaxed).oldValue
                     if i >= n { break }
-                    body(i)
+                    body?(i)
                 }
             }
+            // Drop our reference before reporting completion: the caller's withoutActuallyEscaping
+            // traps if the closure is still referenced when parallelFor returns.
+            body = nil
             if active.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
                 pthread_mutex_lock(&mutex)
                 pthread_cond_signal(&done)

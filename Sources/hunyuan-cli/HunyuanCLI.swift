@@ -16,4 +16,10 @@ struct HunyuanCLI: ParsableCommand {
 let cliSubcommands: [ParsableCommand.Type] = [
     SystemCommand.self,
     InspectCommand.self,
+    TokenizeCommand.self, DetokenizeCommand.self, ChatTokenizeCommand.self,
+    SVRMEvalCommand.self,
+    SVRMRandomCommand.self,
+    LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
+    MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,
+    TrainCommand.self, TrainTokenizerCommand.self, PerplexityCommand.self,
 ]

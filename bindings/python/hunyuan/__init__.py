@@ -17,6 +17,7 @@ from ._native import (
     UnsupportedError,
 )
 from .checkpoint import Checkpoint
+from .mesh import Mesh, mesh_from_grid
 
 __version__ = "0.1.0"
 
@@ -33,5 +34,6 @@ def system_info() -> str:
 
 __all__ = [
     "AbortedError", "Checkpoint", "ContextFullError", "FormatError", "HunyuanError", "IOError",
-    "InternalError", "InvalidArgumentError", "OutOfMemoryError", "UnsupportedError", "system_info", "version",
+    "InternalError", "InvalidArgumentError", "Mesh", "OutOfMemoryError", "UnsupportedError", "mesh_from_grid",
+    "system_info", "version",
 ]

@@ -1,0 +1,139 @@
+import CHunyuan
+import Hunyuan3D
+import HunyuanCore
+
+/// The object behind `hy_recon *`: the model and the triplane of the last encode.
+final class ReconHandle {
+    let model: SVRM
+    var triplane: SVRMTriplane?
+    init(_ m: SVRM) { model = m }
+}
+
+private func reconArg(_ r: OpaquePointer?) throws -> ReconHandle {
+    guard let h = handleObject(r, ReconHandle.self) else { throw HYError.invalidArgument("recon is NULL") }
+    return h
+}
+
+private func encodedTriplane(_ h: ReconHandle) throws -> SVRMTriplane {
+    guard let t = h.triplane else { throw HYError.invalidArgument("recon: nothing encoded yet (call hy_recon_encode first)") }
+    return t
+}
+
+/// `n` floats at `p` as an array, checking the pointer and the size.
+private func floatsArg(_ p: UnsafePointer<Float>?, _ n: Int, _ name: String) throws -> [Float] {
+    guard let p else { throw HYError.invalidArgument("\(name) is NULL") }
+    return Array(UnsafeBufferPointer(start: p, count: n))
+}
+
+@_cdecl("hy_recon_default_params")
+public func hy_recon_default_params_impl() -> hy_recon_params {
+    hy_recon_params(struct_size: UInt32(MemoryLayout<hy_recon_params>.size), n_threads: 0)
+}
+
+@_cdecl("hy_recon_load")
+public func hy_recon_load_impl(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<hy_recon_params>?,
+                               _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
+    guarded {
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = nil
+        let p = try utf8Arg(path, "path")
+        let prm = try readParams(params, defaults: hy_recon_default_params_impl(), minimum: 8, "hy_recon_params")
+        guard prm.n_threads >= 0 else { throw HYError.invalidArgument("hy_recon_params.n_threads is \(prm.n_threads)") }
+        out.pointee = retainHandle(ReconHandle(try SVRM(path: p, threads: Int(prm.n_threads))))
+    }
+}
+
+@_cdecl("hy_recon_free")
+public func hy_recon_free_impl(_ r: OpaquePointer?) { releaseHandle(r, ReconHandle.self) }
+
+@_cdecl("hy_recon_get_info")
+public func hy_recon_get_info_impl(_ r: OpaquePointer?, _ out: UnsafeMutablePointer<hy_recon_info>?) -> hy_status {
+    guarded {
+        let c = try reconArg(r).model.config
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        let size = Int(UnsafeRawPointer(out).load(as: UInt32.self))
+        try checkStructSize(UInt32(size), minimum: 4, "hy_recon_info")
+        var info = hy_recon_info(struct_size: UInt32(min(size, MemoryLayout<hy_recon_info>.size)), n_views: Int32(c.numViews),
+                                 image_size: Int32(c.imageSize), camera_dim: Int32(c.cameraDim),
+                                 triplane_channels: Int32(c.triplaneChannels), triplane_resolution: Int32(c.triplaneResolution),
+                                 box_min: Float(c.boxMin), box_max: Float(c.boxMax))
+        withUnsafeBytes(of: &info) { src in
+            UnsafeMutableRawPointer(out).copyMemory(from: src.baseAddress!, byteCount: min(size, src.count))
+        }
+    }
+}
+
+@_cdecl("hy_recon_preprocess")
+public func hy_recon_preprocess_impl(_ r: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ width: Int32, _ height: Int32,
+                                     _ channels: Int32, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int) -> hy_status {
+    guarded {
+        let c = try reconArg(r).model.config
+        guard let pixels else { throw HYError.invalidArgument("pixels is NULL") }
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        guard width > 0, height > 0, channels == 3 || channels == 4 else {
+            throw HYError.invalidArgument("image \(width)x\(height)x\(channels): positive size and 3 or 4 channels expected")
+        }
+        let n = try checkedMul(try checkedMul(Int(width), Int(height), "image size"), Int(channels), "image size")
+        let im = try SVRMPreprocess.Image(width: Int(width), height: Int(height), channels: Int(channels),
+                                          pixels: Array(UnsafeBufferPointer(start: pixels, count: n)))
+        let need = 3 * c.imageSize * c.imageSize
+        guard capacity >= need else { throw HYError.invalidArgument("out holds \(capacity) floats; \(need) needed") }
+        let v = try SVRMPreprocess.prepare(im, size: c.imageSize)
+        v.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: need) }
+    }
+}
+
+@_cdecl("hy_recon_encode")
+public func hy_recon_encode_impl(_ r: OpaquePointer?, _ images: UnsafePointer<Float>?, _ nViews: Int,
+                                 _ cameras: UnsafePointer<Float>?) -> hy_status {
+    guarded {
+        let h = try reconArg(r)
+        let c = h.model.config
+        guard nViews == c.numViews else { throw HYError.invalidArgument("n_views is \(nViews); this model takes \(c.numViews)") }
+        let im = try floatsArg(images, nViews * 3 * c.imageSize * c.imageSize, "images")
+        let cams: [Float]
+        if let cameras {
+            cams = Array(UnsafeBufferPointer(start: cameras, count: nViews * c.cameraDim))
+        } else {
+            guard c.numViews == 7, c.cameraDim == 20 else {
+                throw HYError.invalidArgument("cameras is NULL but this model is not the 7-view, 20-float layout of the predictor")
+            }
+            cams = SVRMPreprocess.cameras()
+        }
+        h.triplane = nil
+        h.triplane = try h.model.encode(images: im, cameras: cams).triplane
+    }
+}
+
+@_cdecl("hy_recon_query")
+public func hy_recon_query_impl(_ r: OpaquePointer?, _ points: UnsafePointer<Float>?, _ n: Int,
+                                _ sdfOut: UnsafeMutablePointer<Float>?, _ rgbOut: UnsafeMutablePointer<Float>?) -> hy_status {
+    guarded {
+        let h = try reconArg(r)
+        let t = try encodedTriplane(h)
+        guard n >= 0, n <= Int.max / 12 else { throw HYError.invalidArgument("n = \(n) is out of range") }
+        let pts = try floatsArg(points, 3 * n, "points")
+        guard let sdfOut else { throw HYError.invalidArgument("sdf_out is NULL") }
+        let (sdf, rgb) = try h.model.query(t, points: pts)
+        sdf.withUnsafeBufferPointer { sdfOut.update(from: $0.baseAddress!, count: n) }
+        if let rgbOut { rgb.withUnsafeBufferPointer { rgbOut.update(from: $0.baseAddress!, count: 3 * n) } }
+    }
+}
+
+@_cdecl("hy_recon_sdf_grid")
+public func hy_recon_sdf_grid_impl(_ r: OpaquePointer?, _ resolution: Int32, _ out: UnsafeMutablePointer<Float>?,
+                                   _ capacity: Int, _ progress: hy_progress_callback?,
+                                   _ user: UnsafeMutableRawPointer?) -> hy_status {
+    guarded {
+        let h = try reconArg(r)
+        let t = try encodedTriplane(h)
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        guard resolution >= 2, resolution <= 4096 else { throw HYError.invalidArgument("resolution \(resolution) (2...4096 expected)") }
+        let n = Int(resolution)
+        guard capacity >= n * n * n else { throw HYError.invalidArgument("out holds \(capacity) floats; \(n * n * n) needed") }
+        try h.model.sdfGrid(t, size: n) { i, slice in
+            (out + i * n * n).update(from: slice.baseAddress!, count: n * n)
+            if let progress, !progress(Float(i + 1) / Float(n), user) { throw HYError.aborted("sdf grid cancelled") }
+        }
+    }
+}

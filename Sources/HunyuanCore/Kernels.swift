@@ -1,0 +1,362 @@
+import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Numeric kernels shared by the engines: matrix-vector products over stored weights (f32/bf16/f16),
+// GEMM through OpenBLAS, RMSNorm, RoPE, SiLU, softmax and blocked causal attention.
+// All buffers are row-major fp32 unless a weight format says otherwise; accumulation is fp32.
+// Kernels are small functions over pointers and shapes so a backward pass can pair with them.
+
+// MARK: - Weight formats
+
+/// How a stored weight element becomes a Float. One generic kernel per operation is specialized
+/// through this protocol (not copied per dtype).
+public protocol WeightLoader {
+    static var elementSize: Int { get }
+    /// Elements i..<i+8 of the row starting at `p`.
+    static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float>
+    static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float
+}
+
+public enum F32Loader: WeightLoader {
+    @inlinable public static var elementSize: Int { 4 }
+    @inlinable @inline(__always)
+    public static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        p.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+    }
+    @inlinable @inline(__always)
+    public static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+    }
+}
+
+public enum BF16Loader: WeightLoader {
+    @inlinable public static var elementSize: Int { 2 }
+    @inlinable @inline(__always)
+    public static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        let h = p.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)
+        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD8<Float>.self)
+    }
+    @inlinable @inline(__always)
+    public static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+    }
+}
+
+public enum F16Loader: WeightLoader {
+    @inlinable public static var elementSize: Int { 2 }
+    @inlinable @inline(__always)
+    public static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        let h = p.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)
+        return SIMD8<Float>(unsafeBitCast(h, to: SIMD8<Float16>.self))
+    }
+    @inlinable @inline(__always)
+    public static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+    }
+}
+
+/// A 2-D weight [rows, cols] used in place as stored (f32, bf16 or f16), borrowed from a tensor
+/// whose owner it keeps alive. Immutable; shareable across threads.
+public struct WeightMatrix: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    public let dtype: DType
+    public let base: UnsafeRawPointer
+    public let tensor: Tensor
+
+    /// Wraps `t`, which must be a 2-D f32/bf16/f16 tensor of shape [rows, cols].
+    public init(_ t: Tensor, rows: Int, cols: Int) throws {
+        try t.expectShape([rows, cols])
+        guard t.dtype == .f32 || t.dtype == .bf16 || t.dtype == .f16 else {
+            throw HYError.unsupported("tensor \(t.name): dtype \(t.dtype.safetensorsName) is not supported for weights (f32, bf16, f16)")
+        }
+        guard let b = t.data.baseAddress ?? (rows * cols == 0 ? UnsafeRawPointer(bitPattern: 16) : nil) else {
+            throw HYError.format("tensor \(t.name): no data")
+        }
+        self.rows = rows; self.cols = cols; self.dtype = t.dtype; self.base = b; self.tensor = t
+    }
+
+    @inlinable public var rowBytes: Int { cols * dtype.size }
+    @inlinable public func row(_ r: Int) -> UnsafeRawPointer { base + r * rowBytes }
+
+    /// Row `r` as fp32 into `out` (cols floats).
+    public func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        switch dtype {
+        case .bf16: convertRow(BF16Loader.self, row(r), cols, out)
+        case .f16: convertRow(F16Loader.self, row(r), cols, out)
+        default: convertRow(F32Loader.self, row(r), cols, out)
+        }
+    }
+}
+
+@inlinable
+func convertRow<L: WeightLoader>(_: L.Type, _ p: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+    var i = 0
+    while i + 8 <= n {
+        UnsafeMutableRawPointer(out + i).storeBytes(of: L.load8(p, i), as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { out[i] = L.load1(p, i); i += 1 }
+}
+
+// MARK: - Dot products and matvec
+
+/// dot(row (stored as L), x) over n elements, fp32 accumulation.
+@inlinable @inline(__always)
+func dotRow<L: WeightLoader>(_: L.Type, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    let xr = UnsafeRawPointer(x)
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var i = 0
+    while i + 32 <= n {
+        a0.addProduct(L.load8(w, i), xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
+        a1.addProduct(L.load8(w, i + 8), xr.loadUnaligned(fromByteOffset: 4 * (i + 8), as: SIMD8<Float>.self))
+        a2.addProduct(L.load8(w, i + 16), xr.loadUnaligned(fromByteOffset: 4 * (i + 16), as: SIMD8<Float>.self))
+        a3.addProduct(L.load8(w, i + 24), xr.loadUnaligned(fromByteOffset: 4 * (i + 24), as: SIMD8<Float>.self))
+        i += 32
+    }
+    while i + 8 <= n {
+        a0.addProduct(L.load8(w, i), xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
+        i += 8
+    }
+    var s = ((a0 + a1) + (a2 + a3)).sum()
+    while i < n { s += L.load1(w, i) * x[i]; i += 1 }
+    return s
+}
+
+@inlinable
+func matvecRows<L: WeightLoader>(_: L.Type, _ w: WeightMatrix, _ x: UnsafePointer<Float>,
+                                 _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    let n = w.cols, rb = w.rowBytes
+    for r in range { y[r] = dotRow(L.self, w.base + r * rb, x, n) }
+}
+
+/// y[rows] = W[rows, cols] · x[cols], rows split over `pool`. No allocation.
+public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
+    let body: (Range<Int>) -> Void = { r in
+        switch w.dtype {
+        case .bf16: matvecRows(BF16Loader.self, w, x, y, r)
+        case .f16: matvecRows(F16Loader.self, w, x, y, r)
+        default: matvecRows(F32Loader.self, w, x, y, r)
+        }
+    }
+    if let pool, pool.threadCount > 1, w.rows * w.cols >= 1 << 17 {
+        pool.parallelRanges(w.rows, minChunk: 16, body)
+    } else {
+        body(0..<w.rows)
+    }
+}
+
+/// Several matvecs over the same input x (e.g. q/k/v or gate/up of one token) in one parallel
+/// region, so a decode step waits at one barrier instead of one per matrix. `ys[i]` receives
+/// ws[i] · x. At most 3 matrices; no allocation.
+public func matvecShared(_ w0: WeightMatrix, _ y0: UnsafeMutablePointer<Float>,
+                         _ w1: WeightMatrix, _ y1: UnsafeMutablePointer<Float>,
+                         _ w2: WeightMatrix? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
+                         x: UnsafePointer<Float>, pool: ThreadPool?) {
+    let r0 = w0.rows, r1 = w1.rows, r2 = y2 == nil ? 0 : (w2?.rows ?? 0)
+    let total = r0 + r1 + r2
+    let body: (Range<Int>) -> Void = { range in
+        // Split the global row range into per-matrix pieces.
+        func run(_ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
+            if lo >= hi { return }
+            switch w.dtype {
+            case .bf16: matvecRows(BF16Loader.self, w, x, y, lo..<hi)
+            case .f16: matvecRows(F16Loader.self, w, x, y, lo..<hi)
+            default: matvecRows(F32Loader.self, w, x, y, lo..<hi)
+            }
+        }
+        run(w0, y0, max(range.lowerBound, 0), min(range.upperBound, r0))
+        run(w1, y1, max(range.lowerBound - r0, 0), min(range.upperBound - r0, r1))
+        if let w2, let y2 { run(w2, y2, max(range.lowerBound - r0 - r1, 0), min(range.upperBound - r0 - r1, r2)) }
+    }
+    let work = w0.rows * w0.cols + w1.rows * w1.cols + r2 * (w2?.cols ?? 0)
+    if let pool, pool.threadCount > 1, work >= 1 << 17 {
+        pool.parallelRanges(total, minChunk: 16, body)
+    } else {
+        body(0..<total)
+    }
+}
+
+// MARK: - GEMM
+
+private let blasSetup: Bool = {
+    // Our pool splits the work; OpenBLAS's own threads would oversubscribe the cores.
+    openblas_set_num_threads(1)
+    return true
+}()
+
+/// C[m, n] = A[m, k] · B[n, k]ᵀ (+ C when `accumulate`), fp32 row-major, through OpenBLAS.
+/// lda/ldb/ldc are row strides in floats.
+public func sgemmNT(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
+    _ = blasSetup
+    if m == 0 || n == 0 { return }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
+                b, Int32(ldb), accumulate ? 1 : 0, c, Int32(ldc))
+}
+
+/// C[m, n] = A[m, k] · B[k, n] (+ C when `accumulate`), fp32 row-major, through OpenBLAS.
+public func sgemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                    c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
+    _ = blasSetup
+    if m == 0 || n == 0 { return }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
+                b, Int32(ldb), accumulate ? 1 : 0, c, Int32(ldc))
+}
+
+/// Y[t, rows] = X[t, cols] · Wᵀ for t tokens: a matvec for one token, GEMM (OpenBLAS) otherwise.
+/// f32 weights are used in place; bf16/f16 weights are widened tile by tile (never a full copy).
+/// Output columns are split over `pool`.
+public func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
+                   pool: ThreadPool?) {
+    if t <= 0 { return }
+    if t == 1 { matvec(w, x, y, pool: pool); return }
+    let direct = w.dtype == .f32 && Int(bitPattern: w.base) % 4 == 0
+    // Below ~1 MFLOP the wake-up of another thread costs more than it saves.
+    let parts = t * w.rows * w.cols < 1 << 19 ? 1 : max(1, min(pool?.threadCount ?? 1, w.rows / 32))
+    let body: (Int) -> Void = { p in
+        let lo = w.rows * p / parts, hi = w.rows * (p + 1) / parts
+        if lo >= hi { return }
+        if direct {
+            sgemmNT(m: t, n: hi - lo, k: w.cols, a: x, lda: w.cols,
+                    b: w.base.assumingMemoryBound(to: Float.self) + lo * w.cols, ldb: w.cols,
+                    c: y + lo, ldc: w.rows)
+            return
+        }
+        let tileRows = max(1, min(hi - lo, 65_536 / max(w.cols, 1)))
+        let tile = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * w.cols)
+        defer { tile.deallocate() }
+        var r = lo
+        while r < hi {
+            let nr = min(tileRows, hi - r)
+            for i in 0..<nr { w.copyRow(r + i, into: tile + i * w.cols) }
+            sgemmNT(m: t, n: nr, k: w.cols, a: x, lda: w.cols, b: tile, ldb: w.cols, c: y + r, ldc: w.rows)
+            r += nr
+        }
+    }
+    if parts > 1, let pool { pool.parallelFor(parts, body) } else { body(0) }
+}
+
+// MARK: - Elementwise
+
+/// out[i] = x[i] / sqrt(mean(x²) + eps) · (weight?[i] ?? 1), over n elements (fp32). out may equal x.
+@inlinable
+public func rmsnorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ n: Int, eps: Float,
+                    _ out: UnsafeMutablePointer<Float>) {
+    var ss: Float = 0
+    for i in 0..<n { ss += x[i] * x[i] }
+    let r = 1 / (ss / Float(n) + eps).squareRoot()
+    if let weight {
+        for i in 0..<n { out[i] = weight[i] * (x[i] * r) }
+    } else {
+        for i in 0..<n { out[i] = x[i] * r }
+    }
+}
+
+/// Rotary position embedding, NeoX "rotate half" layout over the whole head: for i < d/2,
+/// (x[i], x[i+d/2]) ← (x[i]·cos − x[i+d/2]·sin, x[i+d/2]·cos + x[i]·sin) with cos/sin of
+/// position · invFreq[i]. `cosSin` holds d/2 cos then d/2 sin for this position.
+@inlinable
+public func ropeNeoX(_ x: UnsafeMutablePointer<Float>, headDim d: Int, cosSin: UnsafePointer<Float>) {
+    let h = d / 2
+    for i in 0..<h {
+        let c = cosSin[i], s = cosSin[h + i]
+        let a = x[i], b = x[i + h]
+        x[i] = a * c - b * s
+        x[i + h] = b * c + a * s
+    }
+}
+
+/// Fills cosSin[d] (d/2 cos, d/2 sin) for `position` given invFreq[d/2], as fp32 angles.
+@inlinable
+public func ropeTable(position: Int, invFreq: UnsafePointer<Float>, headDim d: Int, _ cosSin: UnsafeMutablePointer<Float>) {
+    let h = d / 2
+    for i in 0..<h {
+        let angle = Float(position) * invFreq[i]
+        cosSin[i] = cos(angle)
+        cosSin[h + i] = sin(angle)
+    }
+}
+
+@inlinable @inline(__always)
+public func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
+
+/// gate[i] ← silu(gate[i]) · up[i] over n elements (the SwiGLU activation).
+@inlinable
+public func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { gate[i] = silu(gate[i]) * up[i] }
+}
+
+/// In-place numerically stable softmax over n elements.
+@inlinable
+public func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n <= 0 { return }
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, x[i]) }
+    var s: Float = 0
+    for i in 0..<n { x[i] = exp(x[i] - m); s += x[i] }
+    let inv = 1 / s
+    for i in 0..<n { x[i] *= inv }
+}
+
+// MARK: - Attention
+
+/// Blocked causal attention with running max/sum (never a full T×T score matrix).
+/// q: [t, nHeads, headDim] (row stride qStride floats); keys/values: [positions, nKV, headDim] with row
+/// stride kvStride floats; query i sits at position pos0 + i and reads positions 0...pos0+i; query head
+/// h reads kv head h / (nHeads / nKV). out: [t, nHeads, headDim] (row stride outStride).
+/// Work over (token, head) pairs is split across `pool`; no heap allocation.
+public func causalAttention(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int, nHeads: Int, nKV: Int,
+                            headDim: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int,
+                            scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
+    let group = max(1, nHeads / max(nKV, 1))
+    let block = 64
+    let body: (Int) -> Void = { task in
+        let i = task / nHeads, h = task % nHeads
+        let qh = q + i * qStride + h * headDim
+        let o = out + i * outStride + h * headDim
+        let kvh = (h / group) * headDim
+        let n = pos0 + i + 1
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { sc in
+            let s = sc.baseAddress!
+            var runMax = -Float.infinity, runSum: Float = 0
+            for d in 0..<headDim { o[d] = 0 }
+            var j0 = 0
+            while j0 < n {
+                let nb = min(block, n - j0)
+                var bmax = -Float.infinity
+                for j in 0..<nb {
+                    let v = dotRow(F32Loader.self, UnsafeRawPointer(keys + (j0 + j) * kvStride + kvh), qh, headDim) * scale
+                    s[j] = v
+                    bmax = max(bmax, v)
+                }
+                let newMax = max(runMax, bmax)
+                let corr = exp(runMax - newMax)
+                if corr != 1 {
+                    runSum *= corr
+                    for d in 0..<headDim { o[d] *= corr }
+                }
+                for j in 0..<nb {
+                    let p = exp(s[j] - newMax)
+                    runSum += p
+                    let vr = values + (j0 + j) * kvStride + kvh
+                    for d in 0..<headDim { o[d] += p * vr[d] }
+                }
+                runMax = newMax
+                j0 += nb
+            }
+            let inv = 1 / runSum
+            for d in 0..<headDim { o[d] *= inv }
+        }
+    }
+    let tasks = t * nHeads
+    // Work ≈ tasks × keys × headDim × 2 multiply-adds; small problems run inline.
+    let work = tasks * (pos0 + t) * headDim
+    if let pool, pool.threadCount > 1, tasks > 1, work >= 1 << 17 {
+        pool.parallelFor(tasks, body)
+    } else {
+        for k in 0..<tasks { body(k) }
+    }
+}

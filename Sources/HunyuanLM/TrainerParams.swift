@@ -1,0 +1,151 @@
+import HunyuanCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which learning rate a parameter trains at (Hunyuan-Large's expert-specific learning rates).
+public enum ParamGroup: String, Sendable, CaseIterable {
+    /// Attention, norms, router, embedding: the base rate ε(B).
+    case dense
+    /// The shared expert: ε(B), the whole batch passes through it.
+    case sharedExpert = "shared_expert"
+    /// A routed expert, which sees about B·k/n tokens: ε(B·k/n).
+    case routedExpert = "routed_expert"
+}
+
+/// A trainable fp32 tensor under its official checkpoint name: value, gradient and AdamW moments.
+final class Param: @unchecked Sendable {
+    let name: String
+    let shape: [Int]
+    let count: Int
+    let group: ParamGroup
+    /// Weight decay applies to matrices only (not norm weights).
+    var decays: Bool { shape.count >= 2 }
+    let value: Buf
+    let grad: Buf
+    let m: Buf
+    let v: Buf
+
+    init(name: String, shape: [Int], group: ParamGroup) {
+        self.name = name
+        self.shape = shape
+        self.group = group
+        count = shape.reduce(1, *)
+        value = Buf(count); grad = Buf(count); m = Buf(count); v = Buf(count)
+    }
+    var w: UnsafeMutablePointer<Float> { value.p }
+    var g: UnsafeMutablePointer<Float> { grad.p }
+}
+
+/// The parameters of one SwiGLU MLP.
+struct TrainMLP {
+    let gate: Param, up: Param, down: Param
+    var width: Int { gate.shape[0] }
+}
+
+/// The parameters of one decoder layer (K/V only on layers that own them under CLA).
+struct TrainLayer {
+    let inputNorm: Param, postNorm: Param
+    let q: Param, o: Param
+    let k: Param?, v: Param?
+    let queryNorm: Param?, keyNorm: Param?
+    let router: Param
+    let experts: [TrainMLP]
+    let shared: TrainMLP?
+}
+
+/// All trainable parameters of a Hunyuan MoE model, named and shaped by the engine's weight table
+/// (`WeightNames`), so what the trainer saves is what the engine and the official code load.
+final class TrainParams: @unchecked Sendable {
+    let config: HunyuanConfig
+    let all: [Param]
+    let byName: [String: Param]
+    let embed: Param
+    let norm: Param
+    let layers: [TrainLayer]
+
+    /// Zero-valued parameters for `c`. Supported: the MoE architectures (Large, A13B-style) with tied
+    /// embeddings and no attention bias.
+    init(config c: HunyuanConfig) throws {
+        guard c.isMoE else { throw HYError.unsupported("trainer: dense architectures are not supported (MoE only)") }
+        guard c.tieWordEmbeddings else { throw HYError.unsupported("trainer: untied word embeddings are not supported") }
+        guard !c.attentionBias else { throw HYError.unsupported("trainer: attention_bias is not supported") }
+        config = c
+        var list: [Param] = []
+        var map: [String: Param] = [:]
+        for (name, shape) in WeightNames.expected(c, hasLMHead: false) {
+            let group: ParamGroup = name.contains(".mlp.experts.") ? .routedExpert
+                : name.contains(".mlp.shared_mlp.") ? .sharedExpert : .dense
+            let p = Param(name: name, shape: shape, group: group)
+            list.append(p)
+            map[name] = p
+        }
+        all = list
+        byName = map
+        func P(_ n: String) throws -> Param {
+            guard let p = map[n] else { throw HYError.internal("trainer: no parameter \(n)") }
+            return p
+        }
+        embed = try P(WeightNames.embed)
+        norm = try P(WeightNames.norm)
+        var ls: [TrainLayer] = []
+        for l in 0..<c.numLayers {
+            let L = { (s: String) in WeightNames.layer(l, s) }
+            func mlp(_ prefix: (String) -> String) throws -> TrainMLP {
+                TrainMLP(gate: try P(prefix("gate_proj")), up: try P(prefix("up_proj")), down: try P(prefix("down_proj")))
+            }
+            let owns = c.ownsKV(layer: l)
+            ls.append(TrainLayer(
+                inputNorm: try P(L("input_layernorm.weight")), postNorm: try P(L("post_attention_layernorm.weight")),
+                q: try P(L("self_attn.q_proj.weight")), o: try P(L("self_attn.o_proj.weight")),
+                k: owns ? try P(L("self_attn.k_proj.weight")) : nil, v: owns ? try P(L("self_attn.v_proj.weight")) : nil,
+                queryNorm: c.useQKNorm ? try P(L("self_attn.query_layernorm.weight")) : nil,
+                keyNorm: c.useQKNorm ? try P(L("self_attn.key_layernorm.weight")) : nil,
+                router: try P(L("mlp.gate.wg.weight")),
+                experts: try (0..<c.numExperts).map { e in try mlp { WeightNames.expert(l, e, $0) } },
+                shared: c.sharedMLPWidth[l] > 0 ? try mlp { L("mlp.shared_mlp.\($0).weight") } : nil))
+        }
+        layers = ls
+    }
+
+    /// Random initialization as the official code does it (normal(0, initializer_range) for
+    /// matrices, ones for norm weights), from a seeded generator.
+    func initializeRandom(std: Float, seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for p in all {
+            if p.shape.count == 1 {
+                p.value.p.update(repeating: 1, count: p.count)
+            } else {
+                for i in 0..<p.count { p.value[i] = std * gaussian(&rng) }
+            }
+        }
+    }
+
+    /// Loads every parameter from a checkpoint with the official names (any float dtype, widened to
+    /// fp32). Missing tensors or wrong shapes are `.format` errors naming the tensor.
+    func load(from ck: Checkpoint) throws {
+        for p in all {
+            let t = try ck.require(p.name, shape: p.shape)
+            guard t.dtype.isFloat else { throw HYError.format("\(ck.path): tensor \(p.name) is not a float tensor") }
+            t.copyFloats(into: p.value.p)
+        }
+    }
+
+    func zeroGrad() { for p in all { p.grad.zero() } }
+
+    var parameterCount: Int { all.reduce(0) { $0 + $1.count } }
+
+    /// The checkpoint items (official names) in `dtype` (f32 or bf16).
+    func safetensorsItems(dtype: DType) -> [SafetensorsWriter.Item] {
+        all.map { p in
+            SafetensorsWriter.Item(name: p.name, shape: p.shape,
+                                   floats: Array(UnsafeBufferPointer(start: p.value.p, count: p.count)), as: dtype)
+        }
+    }
+}
+
+/// Standard normal sample (Box–Muller) from a SplitMix64 stream.
+func gaussian(_ rng: inout SplitMix64) -> Float {
+    let u1 = max(rng.nextDouble(), 1e-300), u2 = rng.nextDouble()
+    return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+}

@@ -1,0 +1,205 @@
+import ArgumentParser
+import HunyuanCore
+import HunyuanLM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Language-model commands: logits (parity dumps), generate (token ids), random-model (checkpoints
+// with random weights for any supported config), bench (prefill / decode speed).
+
+func parseTokenList(_ s: String) throws -> [Int32] {
+    var out: [Int32] = []
+    for part in s.split(whereSeparator: { $0 == "," || $0 == " " }) {
+        guard let v = Int32(part) else { throw HYError.invalidArgument("--tokens: \"\(part)\" is not an integer token id") }
+        out.append(v)
+    }
+    return out
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+struct LogitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logits",
+        abstract: "Write the float32 [T, V] logits of every position of a token sequence as .npy.")
+    @Argument(help: "Model folder (config.json + safetensors).") var model: String
+    @Option(help: "Comma-separated token ids.") var tokens: String
+    @Option(name: .shortAndLong, help: "Output .npy path.") var output: String
+    @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+
+    func run() throws {
+        try runReporting {
+            let ids = try parseTokenList(tokens)
+            let m = try HunyuanModel(path: model)
+            let s = try InferenceSession(model: m, contextLength: max(ids.count, 1), threads: threads)
+            try s.eval(ids, allLogits: true)
+            try NpyWriter.write(output, shape: [ids.count, m.config.vocabSize], data: s.allLogits, overwrite: true)
+        }
+    }
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate after a prompt: token ids in, new ids out (space-separated); or --prompt text in, text out.",
+        discussion: "Sampling defaults come from the model's generation_config.json; flags override them.")
+    @Argument(help: "Model folder.") var model: String
+    @Option(help: "Comma-separated prompt token ids.") var tokens: String?
+    @Option(help: "Text prompt (encoded with the tokenizer); the output is streamed UTF-8 text.") var prompt: String?
+    @Option(help: "Tokenizer file or folder for --prompt (default: the model folder).") var tokenizer: String?
+    @Option(name: .customLong("max-tokens"), help: "Maximum new tokens.") var maxTokens = 64
+    @Flag(help: "Greedy decoding (argmax).") var greedy = false
+    @Option(help: "Sampling temperature.") var temperature: Float?
+    @Option(name: .customLong("top-k")) var topK: Int?
+    @Option(name: .customLong("top-p")) var topP: Float?
+    @Option(name: .customLong("min-p")) var minP: Float?
+    @Option(name: .customLong("repeat-penalty"), help: "HF repetition penalty (1 = off).") var repeatPenalty: Float?
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(name: .customLong("ctx"), help: "Context length (0 = model default).") var contextLength = 0
+    @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+
+    func run() throws {
+        try runReporting {
+            guard (tokens == nil) != (prompt == nil) else { throw HYError.invalidArgument("give exactly one of --tokens and --prompt") }
+            var detok: StreamingDetokenizer? = nil
+            let ids: [Int32]
+            if let prompt {
+                let tk = try Tokenizer.load(path: tokenizer ?? model)
+                ids = try tk.encodePrompt(prompt)
+                detok = StreamingDetokenizer(tokenizer: tk, skipSpecial: true)
+            } else {
+                ids = try parseTokenList(tokens ?? "")
+            }
+            let m = try HunyuanModel(path: model)
+            let ctx = contextLength > 0 ? contextLength : min(m.defaultContextLength, ids.count + maxTokens)
+            let s = try InferenceSession(model: m, contextLength: max(ctx, 1), threads: threads)
+            var o = GenerateOptions()
+            o.maxTokens = maxTokens
+            var p = SamplerParams(m.generation)
+            let sampling = temperature != nil || topK != nil || topP != nil || minP != nil
+            if greedy { p.greedy = true } else if sampling { p.greedy = false }
+            if let temperature { p.temperature = temperature }
+            if let topK { p.topK = topK }
+            if let topP { p.topP = topP }
+            if let minP { p.minP = minP }
+            if let repeatPenalty { p.repetitionPenalty = repeatPenalty }
+            p.seed = seed
+            o.sampler = p
+            var out = StdoutWriter()
+            var first = true
+            let r = try Generator.generate(session: s, prompt: ids, options: o, onToken: { id in
+                if detok != nil {
+                    out.write(detok!.push(id))
+                } else {
+                    out.write(first ? "\(id)" : " \(id)")
+                }
+                first = false
+                out.flush()
+                return true
+            })
+            if detok != nil { out.write(detok!.flush()) }
+            out.write("\n")
+            out.flush()
+            writeStderr("stop: \(r.reason), \(r.tokens.count) tokens\n")
+        }
+    }
+}
+
+struct RandomModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "random-model",
+        abstract: "Write a checkpoint with random weights for a Hunyuan config (official tensor names).")
+    @Argument(help: "A config.json of a supported architecture.") var config: String
+    @Option(name: .shortAndLong, help: "Output folder (created).") var output: String
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Weight dtype: f32 or bf16.") var dtype = "f32"
+
+    func run() throws {
+        try runReporting {
+            guard dtype == "f32" || dtype == "bf16" else { throw HYError.invalidArgument("--dtype must be f32 or bf16") }
+            let raw = try FileSystem.readAll(config)
+            let json = try raw.withUnsafeBytes { try JSONValue.parse($0, context: config) }
+            let c = try HunyuanConfig.decode(json, context: config)
+            if !FileSystem.isDirectory(output) {
+                guard mkdir(output, 0o755) == 0 else { throw HYError.io("\(output): cannot create folder") }
+            }
+            try RandomCheckpoint.write(config: c, configBytes: raw, to: output, seed: seed, dtype: dtype == "bf16" ? .bf16 : .f32)
+        }
+    }
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prefill and decode tokens/s of a model (random prompt, greedy decode).")
+    @Argument(help: "Model folder.") var model: String
+    @Option(name: .short, help: "Prompt tokens.") var p = 128
+    @Option(name: .short, help: "Decoded tokens.") var n = 64
+    @Option(name: .short, help: "Comma-separated thread counts.") var t = "1,2"
+    @Option(help: "Repetitions (best is reported).") var reps = 1
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try runReporting {
+            guard p > 0, n >= 0 else { throw HYError.invalidArgument("-p must be > 0 and -n ≥ 0") }
+            let threadCounts = try t.split(separator: ",").map { s -> Int in
+                guard let v = Int(s), v > 0 else { throw HYError.invalidArgument("-t: bad thread count \(s)") }
+                return v
+            }
+            let m = try HunyuanModel(path: model)
+            var rng = SplitMix64(seed: 1)
+            let prompt = (0..<p).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
+            var rows: [JSONValue] = []
+            var out = StdoutWriter()
+            if !json { out.write("threads\tprefill_tok_s\tdecode_tok_s\tkv_bytes_per_token\n") }
+            for threads in threadCounts {
+                let s = try InferenceSession(model: m, contextLength: p + n + 1, threads: threads)
+                try s.eval(prompt)  // warm-up: pages in the weights
+                var bestPre = 0.0, bestDec = 0.0
+                for _ in 0..<max(1, reps) {
+                    s.reset()
+                    let t0 = monotonicSeconds()
+                    try s.eval(prompt)
+                    let t1 = monotonicSeconds()
+                    var id: Int32 = 0
+                    for _ in 0..<n {
+                        let l = s.lastLogits
+                        var best = 0
+                        for i in 1..<l.count where l[i] > l[best] { best = i }
+                        id = Int32(best)
+                        try s.eval(token: id)
+                    }
+                    let t2 = monotonicSeconds()
+                    bestPre = max(bestPre, Double(p) / (t1 - t0))
+                    if n > 0 { bestDec = max(bestDec, Double(n) / (t2 - t1)) }
+                }
+                let kv = s.cache.bytesPerToken
+                writeStderr("threads \(threads): prefill \(p) tokens, decode \(n) tokens\n")
+                if json {
+                    rows.append(.object([("threads", .int(Int64(threads))), ("prompt_tokens", .int(Int64(p))),
+                                         ("decode_tokens", .int(Int64(n))), ("prefill_tok_s", .double(bestPre)),
+                                         ("decode_tok_s", .double(bestDec)), ("kv_bytes_per_token", .int(Int64(kv)))]))
+                } else {
+                    out.write("\(threads)\t\(fmt(bestPre))\t\(fmt(bestDec))\t\(kv)\n")
+                }
+            }
+            if json {
+                out.write(JSONValue.object([
+                    ("model", .string(model)), ("architecture", .string(m.config.architecture.rawValue)),
+                    ("parameters", .int(Int64(m.parameterCount))), ("weight_bytes", .int(Int64(m.weightBytes))),
+                    ("results", .array(rows))]).serialized() + "\n")
+            }
+            out.flush()
+        }
+    }
+
+    func fmt(_ v: Double) -> String {
+        let r = (v * 10).rounded() / 10
+        return "\(r)"
+    }
+}

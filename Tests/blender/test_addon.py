@@ -1,0 +1,87 @@
+"""The Blender add-on driven through bpy (Blender 4.2 as a Python module): registration, File > Import of
+meshes written by the library, errors as operator reports, and the sidebar operators."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+import hunyuan  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bindings" / "blender"))
+import hunyuan_blender  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def addon():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    hunyuan_blender.register()
+    yield
+    hunyuan_blender.unregister()
+
+
+def sphere_mesh():
+    n = 40
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32)] * 3, indexing="ij")
+    grid = np.sqrt(x * x + y * y + z * z) - 0.7
+    mesh = hunyuan.mesh_from_grid(grid, level=0.0, bounds=((-1, -1, -1), (1, 1, 1)))
+    colors = (mesh.vertices * 0.5 + 0.5).astype(np.float32)
+    return hunyuan.Mesh(mesh.vertices, mesh.faces, colors=colors)
+
+
+@pytest.mark.parametrize("ext", [".glb", ".obj", ".ply"])
+def test_import_matches_library(tmp_path, ext):
+    mesh = sphere_mesh()
+    path = tmp_path / f"sphere{ext}"
+    mesh.save(path)
+    loaded = hunyuan.Mesh.load(path)  # what the add-on imports
+    before = set(bpy.data.objects.keys())
+    assert bpy.ops.import_scene.hunyuan(filepath=str(path)) == {"FINISHED"}
+    new = [bpy.data.objects[k] for k in set(bpy.data.objects.keys()) - before]
+    assert len(new) == 1
+    me = new[0].data
+    assert len(me.vertices) == len(loaded.vertices)
+    assert len(me.polygons) == len(loaded.faces)
+    co = np.empty(len(me.vertices) * 3, np.float32)
+    me.vertices.foreach_get("co", co)
+    np.testing.assert_allclose(co.reshape(-1, 3), loaded.vertices, atol=1e-6)
+    attr = me.color_attributes.get("Col")
+    assert attr is not None and attr.domain == "POINT"
+    rgba = np.empty(len(me.vertices) * 4, np.float32)
+    attr.data.foreach_get("color", rgba)
+    expected = np.asarray(loaded.colors, dtype=np.float32)
+    if expected.dtype == np.uint8:
+        expected = expected / 255.0
+    np.testing.assert_allclose(rgba.reshape(-1, 4)[:, :3], expected[:, :3], atol=1.5 / 255)
+    assert me.materials and me.materials[0].use_nodes
+
+
+def test_import_several_files_at_once(tmp_path):
+    mesh = sphere_mesh()
+    for name in ("a.ply", "b.obj"):
+        mesh.save(tmp_path / name)
+    before = len(bpy.data.objects)
+    bpy.ops.import_scene.hunyuan(directory=str(tmp_path), files=[{"name": "a.ply"}, {"name": "b.obj"}])
+    assert len(bpy.data.objects) == before + 2
+
+
+def test_corrupt_file_is_an_error_report_not_a_crash(tmp_path):
+    bad = tmp_path / "broken.glb"
+    bad.write_bytes(b"glTF\x02\x00\x00\x00garbage")
+    with pytest.raises(RuntimeError, match="broken.glb"):
+        bpy.ops.import_scene.hunyuan(filepath=str(bad))
+    missing = tmp_path / "missing.obj"
+    with pytest.raises(RuntimeError, match="missing.obj"):
+        bpy.ops.import_scene.hunyuan(filepath=str(missing))
+    # Blender is still alive and the add-on still works
+    good = tmp_path / "ok.ply"
+    sphere_mesh().save(good)
+    assert bpy.ops.import_scene.hunyuan(filepath=str(good)) == {"FINISHED"}
+
+
+def test_sidebar_and_file_handler_registered():
+    assert hasattr(bpy.types, "VIEW3D_PT_hunyuan")
+    assert hasattr(bpy.types, "IO_FH_hunyuan")
+    assert bpy.context.scene.hunyuan.resolution > 0
