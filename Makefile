@@ -26,7 +26,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=bfd \
 APT_PACKAGES := libopenblas-dev zlib1g-dev pkg-config libffi-dev libpython3-dev binutils
 CFLAGS_TEST := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude
 
-.PHONY: python-install deps deps-apt build demo test bench clean test-swift test-capi test-python check-library
+.PHONY: test-examples blender-extension python-install deps deps-apt build demo test bench clean test-swift test-capi test-python check-library
 
 # ---- dependencies -----------------------------------------------------------------------------
 # Debian packages (installed when root, otherwise a clear message) and a project venv for the
@@ -64,7 +64,7 @@ demo: build
 	@bash tools/demo.sh
 
 # ---- tests ------------------------------------------------------------------------------------
-test: deps build check-library test-capi test-swift test-python
+test: deps build check-library test-capi test-swift test-python test-examples
 	@echo "make test: all suites passed"
 
 check-library: build
@@ -97,7 +97,22 @@ python-install: deps build
 
 test-python: python-install
 	HUNYUAN_CLI=$(CURDIR)/$(BUILD)/hunyuan-cli HUNYUAN_LIB=$(CURDIR)/$(BUILD)/libhunyuan.so.0 \
-	  $(PY) -m pytest -q -p no:cacheprovider Tests/python
+	  $(PY) -m pytest -q -p no:cacheprovider Tests/python Tests/blender
+
+# The Python and Blender examples, run as a user would (from outside the source tree).
+test-examples: python-install
+	cd $(BUILD) && ../$(PY) ../examples/python/mesh_from_sdf.py examples-out
+	cd $(BUILD) && ../$(PY) ../examples/python/generate.py $(HUNYUAN_SHARED)/fixtures/lm/hunyuan-a13b-tiny
+	cd $(BUILD) && ../$(PY) ../examples/blender/import_generated_mesh.py examples-out
+
+# The Blender extension package (manifest + add-on + the abi3 wheel) in build/.
+blender-extension: python-install
+	rm -rf $(BUILD)/wheel && $(PY) -m pip wheel -q --no-deps -w $(BUILD)/wheel ./bindings/python
+	rm -rf bindings/blender/hunyuan_blender/wheels && mkdir -p bindings/blender/hunyuan_blender/wheels
+	cp $(BUILD)/wheel/*.whl bindings/blender/hunyuan_blender/wheels/
+	rm -rf bindings/blender/hunyuan_blender/__pycache__ $(BUILD)/hunyuan_blender.zip
+	cd bindings/blender && ../../$(PY) -m zipfile -c ../../$(BUILD)/hunyuan_blender.zip hunyuan_blender
+	@echo "built $(BUILD)/hunyuan_blender.zip (Blender: Edit > Preferences > Get Extensions > Install from Disk)"
 
 # ---- benchmarks -------------------------------------------------------------------------------
 bench: build

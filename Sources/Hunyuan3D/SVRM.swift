@@ -156,7 +156,7 @@ public final class SVRM: @unchecked Sendable {
         var mesh = try MarchingCubes.extract(
             dims: SIMD3(n, n, n), level: 0,
             bounds: .init(min: SIMD3(repeating: lo), max: SIMD3(repeating: hi)),
-            threads: pool.threadCount, slabCells: max(1, min(16, 65_536 / (n * n)))
+            threads: pool.threadCount, slabCells: 16
         ) { origin, dims, out in
             if let abort, abort() { throw HYError.aborted("reconstruction cancelled") }
             let count = dims.x * dims.y * dims.z

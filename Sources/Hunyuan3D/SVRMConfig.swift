@@ -177,7 +177,8 @@ public struct SVRMConfig: Sendable, Equatable {
         guard decoderLayers >= 2 && decoderLayers <= 64 else {
             throw HYError.format("\(context): decoder num_layers \(decoderLayers) (2...64 expected)")
         }
-        guard encoderMLPRatio > 0, encoderMLPHidden > 0 else { throw HYError.format("\(context): mlp_ratio \(encoderMLPRatio)") }
+        guard encoderMLPRatio > 0 && encoderMLPRatio <= 64 else { throw HYError.format("\(context): mlp_ratio \(encoderMLPRatio)") }
+        guard interpolateOffset.magnitude < 1e6 else { throw HYError.format("\(context): interpolate_offset \(interpolateOffset)") }
         guard boxWarp > 0, boxMax > boxMin else { throw HYError.format("\(context): box_warp / sampler box invalid") }
         guard tableGrid >= 1, imageSize % patchSize == 0 else {
             throw HYError.format("\(context): input size \(imageSize) is not a multiple of the patch size \(patchSize)")

@@ -114,6 +114,7 @@ public func hy_recon_query_impl(_ r: OpaquePointer?, _ points: UnsafePointer<Flo
         guard n >= 0, n <= Int.max / 12 else { throw HYError.invalidArgument("n = \(n) is out of range") }
         let pts = try floatsArg(points, 3 * n, "points")
         guard let sdfOut else { throw HYError.invalidArgument("sdf_out is NULL") }
+        if n == 0 { return }
         let (sdf, rgb) = try h.model.query(t, points: pts)
         sdf.withUnsafeBufferPointer { sdfOut.update(from: $0.baseAddress!, count: n) }
         if let rgbOut { rgb.withUnsafeBufferPointer { rgbOut.update(from: $0.baseAddress!, count: 3 * n) } }

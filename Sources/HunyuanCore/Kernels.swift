@@ -1,4 +1,5 @@
 import COpenBLAS
+import CHunyuan
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -57,36 +58,106 @@ public enum F16Loader: WeightLoader {
     }
 }
 
-/// A 2-D weight [rows, cols] used in place as stored (f32, bf16 or f16), borrowed from a tensor
-/// whose owner it keeps alive. Immutable; shareable across threads.
+/// FP8 E4M3 codes, widened through f16: the code's 7 magnitude bits shifted into an f16 are the same
+/// number × 2⁻⁸ (also for subnormals), so a row's dot product is rescaled by 256 · scale[row].
+public enum FP8Loader: WeightLoader {
+    @inlinable public static var elementSize: Int { 1 }
+    @inlinable @inline(__always)
+    public static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        let b = SIMD8<UInt16>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt8>.self))
+        let h = ((b & 0x80) &<< 8) | ((b & 0x7F) &<< 7)
+        return SIMD8<Float>(unsafeBitCast(h, to: SIMD8<Float16>.self))
+    }
+    @inlinable @inline(__always)
+    public static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        let b = UInt16(p.load(fromByteOffset: i, as: UInt8.self))
+        return Float(Float16(bitPattern: ((b & 0x80) << 8) | ((b & 0x7F) << 7)))
+    }
+}
+
+/// Which integer kernel runs quantized matvecs. `.auto` takes AVX-512 VNNI when CPUFeatures reports it,
+/// else AVX2 (the build baseline). Tests force each path in turn; `.vnni` without CPU support falls
+/// back to AVX2 (never an illegal instruction).
+public enum QuantKernelPath: Sendable { case auto, scalar, avx2, vnni }
+nonisolated(unsafe) public var quantKernelPathOverride: QuantKernelPath = .auto
+
+@usableFromInline
+var resolvedQuantPath: Int32 {
+    switch quantKernelPathOverride {
+    case .scalar: return 0
+    case .avx2: return 1
+    case .vnni, .auto: return CPUFeatures.avx512vnni ? 2 : 1
+    }
+}
+
+/// A 2-D weight [rows, cols] used in place as stored — f32, bf16, f16, fp8 (per-row scales) or a block
+/// format (q8_0, q4_0, q4_k; layouts in Quantization.swift) — borrowed from a tensor whose owner it
+/// keeps alive. Immutable; shareable across threads.
 public struct WeightMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
-    public let dtype: DType
+    public let format: WeightFormat
     public let base: UnsafeRawPointer
+    public let rowBytes: Int
     public let tensor: Tensor
+    /// fp8: per-row dequantization factor (stored scale × 256, see FP8Loader); nil otherwise.
+    let rowScale: FloatBox?
 
-    /// Wraps `t`, which must be a 2-D f32/bf16/f16 tensor of shape [rows, cols].
-    public init(_ t: Tensor, rows: Int, cols: Int) throws {
-        try t.expectShape([rows, cols])
-        guard t.dtype == .f32 || t.dtype == .bf16 || t.dtype == .f16 else {
-            throw HYError.unsupported("tensor \(t.name): dtype \(t.dtype.safetensorsName) is not supported for weights (f32, bf16, f16)")
+    /// The stored element type (U8 for block formats).
+    public var dtype: DType { tensor.dtype }
+
+    /// Wraps `t` as a [rows, cols] matrix: an f32/bf16/f16 tensor of shape [rows, cols]; an F8_E4M3
+    /// tensor of that shape with `scale` (F32 [rows], or a single value); or a U8 tensor
+    /// [rows, nBlocks, blockBytes] of a block format. Anything else is a format error naming `t`.
+    public init(_ t: Tensor, rows: Int, cols: Int, scale: Tensor? = nil) throws {
+        var fmt: WeightFormat
+        switch t.dtype {
+        case .f32: fmt = .f32
+        case .f16: fmt = .f16
+        case .bf16: fmt = .bf16
+        case .f8e4m3: fmt = .fp8
+        case .u8:
+            guard t.shape.count == 3, t.shape[0] == rows, let f = WeightFormat.blockFormat(blockBytes: t.shape[2]),
+                  t.shape[1] == f.blocksPerRow(cols) else {
+                throw HYError.format("tensor \(t.name): U8 shape \(t.shape) is not a block-quantized [\(rows), \(cols)] matrix (q8_0/q4_0/q4_k)")
+            }
+            fmt = f
+        default:
+            throw HYError.unsupported("tensor \(t.name): dtype \(t.dtype.safetensorsName) is not supported for weights (f32, bf16, f16, F8_E4M3 + weight_scale, quantized U8)")
+        }
+        if !fmt.isBlockQuantized { try t.expectShape([rows, cols]) }
+        if fmt == .fp8 {
+            guard let scale, scale.dtype.isFloat, scale.count == rows || scale.count == 1 else {
+                throw HYError.format("tensor \(t.name): F8_E4M3 weights need a float weight_scale of \(rows) values (or 1)")
+            }
+            let s = scale.floats()
+            rowScale = FloatBox((0..<rows).map { 256 * s[scale.count == 1 ? 0 : $0] })
+        } else {
+            rowScale = nil
         }
         guard let b = t.data.baseAddress ?? (rows * cols == 0 ? UnsafeRawPointer(bitPattern: 16) : nil) else {
             throw HYError.format("tensor \(t.name): no data")
         }
-        self.rows = rows; self.cols = cols; self.dtype = t.dtype; self.base = b; self.tensor = t
+        self.rows = rows; self.cols = cols; self.format = fmt; self.base = b; self.tensor = t
+        self.rowBytes = fmt.isBlockQuantized ? fmt.rowBytes(cols) : cols * t.dtype.size
     }
 
-    @inlinable public var rowBytes: Int { cols * dtype.size }
     @inlinable public func row(_ r: Int) -> UnsafeRawPointer { base + r * rowBytes }
+
+    /// Bytes of weight data read by one matvec.
+    public var storedBytes: Int { rows * rowBytes }
 
     /// Row `r` as fp32 into `out` (cols floats).
     public func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        switch dtype {
+        switch format {
         case .bf16: convertRow(BF16Loader.self, row(r), cols, out)
         case .f16: convertRow(F16Loader.self, row(r), cols, out)
-        default: convertRow(F32Loader.self, row(r), cols, out)
+        case .f32: convertRow(F32Loader.self, row(r), cols, out)
+        case .fp8:
+            convertRow(FP8Loader.self, row(r), cols, out)
+            let s = rowScale?.buffer[r] ?? 1
+            for i in 0..<cols { out[i] *= s }
+        case .q8_0, .q4_0, .q4_k: Quantizer.dequantizeRow(format, row(r), cols: cols, out)
         }
     }
 }
@@ -132,15 +203,80 @@ func matvecRows<L: WeightLoader>(_: L.Type, _ w: WeightMatrix, _ x: UnsafePointe
     for r in range { y[r] = dotRow(L.self, w.base + r * rb, x, n) }
 }
 
-/// y[rows] = W[rows, cols] · x[cols], rows split over `pool`. No allocation.
-public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
-    let body: (Range<Int>) -> Void = { r in
-        switch w.dtype {
-        case .bf16: matvecRows(BF16Loader.self, w, x, y, r)
-        case .f16: matvecRows(F16Loader.self, w, x, y, r)
-        default: matvecRows(F32Loader.self, w, x, y, r)
-        }
+/// x quantized to int8 blocks of 32 for the integer kernels: codes, per-block scales and sums.
+/// Lives in per-thread scratch (allocated once per thread, grown when a wider x comes).
+struct QuantizedActivation {
+    let q: UnsafeMutablePointer<Int8>
+    let d: UnsafeMutablePointer<Float>
+    let s: UnsafeMutablePointer<Int32>
+    let blocks: Int
+
+    init(_ x: UnsafePointer<Float>, _ n: Int) {
+        let nb = (n + 31) / 32
+        let raw = ThreadScratch.bytes(nb * 32 + nb * 8)
+        q = raw.bindMemory(to: Int8.self, capacity: nb * 32)
+        d = (raw + nb * 32).bindMemory(to: Float.self, capacity: nb)
+        s = (raw + nb * 36).bindMemory(to: Int32.self, capacity: nb)
+        blocks = nb
+        hyi_quantize_act_q8(x, Int64(n), q, d, s)
     }
+}
+
+/// One growable scratch buffer per thread (pthread key), so kernels allocate nothing per token.
+enum ThreadScratch {
+    final class Buffer { var p: UnsafeMutableRawPointer? = nil; var size = 0 }
+    static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { ptr in
+            guard let ptr else { return }
+            let b = Unmanaged<Buffer>.fromOpaque(ptr).takeRetainedValue()
+            b.p?.deallocate()
+        }
+        return k
+    }()
+
+    static func bytes(_ n: Int) -> UnsafeMutableRawPointer {
+        let b: Buffer
+        if let ptr = pthread_getspecific(key) {
+            b = Unmanaged<Buffer>.fromOpaque(ptr).takeUnretainedValue()
+        } else {
+            b = Buffer()
+            pthread_setspecific(key, Unmanaged.passRetained(b).toOpaque())
+        }
+        if let p = b.p, b.size >= n { return p }
+        b.p?.deallocate()
+        b.size = max(n, 2 * b.size, 4096)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: b.size, alignment: 64)
+        b.p = p
+        return p
+    }
+}
+
+/// Rows `range` of y = W · x for any weight format: float formats through the generic SIMD dot over
+/// a `WeightLoader`, block formats through the integer kernels on the quantized x `xq`.
+@inline(__always)
+func matvecRange(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xq: QuantizedActivation?,
+                 _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    if range.isEmpty { return }
+    switch w.format {
+    case .bf16: matvecRows(BF16Loader.self, w, x, y, range)
+    case .f16: matvecRows(F16Loader.self, w, x, y, range)
+    case .f32: matvecRows(F32Loader.self, w, x, y, range)
+    case .fp8:
+        matvecRows(FP8Loader.self, w, x, y, range)
+        if let s = w.rowScale?.buffer.baseAddress { for r in range { y[r] *= s[r] } }
+    case .q8_0, .q4_0, .q4_k:
+        guard let xq else { return }
+        hyi_matvec_q(w.format.kernelCode, resolvedQuantPath, w.base, w.rowBytes, Int64(range.lowerBound),
+                     Int64(range.upperBound), xq.q, xq.d, xq.s, Int64(xq.blocks), y)
+    }
+}
+
+/// y[rows] = W[rows, cols] · x[cols], rows split over `pool`. Block formats quantize x to int8 once
+/// (on the calling thread) and use integer dot products. No allocation.
+public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
+    let xq = w.format.isBlockQuantized ? QuantizedActivation(x, w.cols) : nil
+    let body: (Range<Int>) -> Void = { r in matvecRange(w, x, xq, y, r) }
     if let pool, pool.threadCount > 1, w.rows * w.cols >= 1 << 17 {
         pool.parallelRanges(w.rows, minChunk: 16, body)
     } else {
@@ -150,26 +286,24 @@ public func matvec(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMuta
 
 /// Several matvecs over the same input x (e.g. q/k/v or gate/up of one token) in one parallel
 /// region, so a decode step waits at one barrier instead of one per matrix. `ys[i]` receives
-/// ws[i] · x. At most 3 matrices; no allocation.
+/// ws[i] · x. At most 3 matrices, all with x.count columns; no allocation.
 public func matvecShared(_ w0: WeightMatrix, _ y0: UnsafeMutablePointer<Float>,
                          _ w1: WeightMatrix, _ y1: UnsafeMutablePointer<Float>,
                          _ w2: WeightMatrix? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
                          x: UnsafePointer<Float>, pool: ThreadPool?) {
     let r0 = w0.rows, r1 = w1.rows, r2 = y2 == nil ? 0 : (w2?.rows ?? 0)
     let total = r0 + r1 + r2
+    let quantized = w0.format.isBlockQuantized || w1.format.isBlockQuantized || (w2?.format.isBlockQuantized ?? false)
+    let xq = quantized ? QuantizedActivation(x, w0.cols) : nil
     let body: (Range<Int>) -> Void = { range in
-        // Split the global row range into per-matrix pieces.
-        func run(_ w: WeightMatrix, _ y: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
-            if lo >= hi { return }
-            switch w.dtype {
-            case .bf16: matvecRows(BF16Loader.self, w, x, y, lo..<hi)
-            case .f16: matvecRows(F16Loader.self, w, x, y, lo..<hi)
-            default: matvecRows(F32Loader.self, w, x, y, lo..<hi)
-            }
+        // Split the global row range into per-matrix pieces (empty when the range misses a matrix).
+        func piece(_ off: Int, _ n: Int) -> Range<Int> {
+            let lo = max(range.lowerBound - off, 0), hi = min(range.upperBound - off, n)
+            return lo < hi ? lo..<hi : 0..<0
         }
-        run(w0, y0, max(range.lowerBound, 0), min(range.upperBound, r0))
-        run(w1, y1, max(range.lowerBound - r0, 0), min(range.upperBound - r0, r1))
-        if let w2, let y2 { run(w2, y2, max(range.lowerBound - r0 - r1, 0), min(range.upperBound - r0 - r1, r2)) }
+        matvecRange(w0, x, xq, y0, piece(0, r0))
+        matvecRange(w1, x, xq, y1, piece(r0, r1))
+        if let w2, let y2 { matvecRange(w2, x, xq, y2, piece(r0 + r1, r2)) }
     }
     let work = w0.rows * w0.cols + w1.rows * w1.cols + r2 * (w2?.cols ?? 0)
     if let pool, pool.threadCount > 1, work >= 1 << 17 {
@@ -213,7 +347,7 @@ public func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: 
                    pool: ThreadPool?) {
     if t <= 0 { return }
     if t == 1 { matvec(w, x, y, pool: pool); return }
-    let direct = w.dtype == .f32 && Int(bitPattern: w.base) % 4 == 0
+    let direct = w.format == .f32 && Int(bitPattern: w.base) % 4 == 0
     // Below ~1 MFLOP the wake-up of another thread costs more than it saves.
     let parts = t * w.rows * w.cols < 1 << 19 ? 1 : max(1, min(pool?.threadCount ?? 1, w.rows / 32))
     let body: (Int) -> Void = { p in

@@ -32,9 +32,11 @@ public final class HunyuanModel: @unchecked Sendable {
     public var eosTokenIds: [Int] { generation.eosTokenIds.isEmpty ? config.eosTokenIds : generation.eosTokenIds }
 
     /// Number of stored parameters.
-    public var parameterCount: Int { weights.checkpoint.tensors.reduce(0) { $0 + $1.count } }
+    public var parameterCount: Int { weights.parameterCount }
     /// Bytes of stored weights.
     public var weightBytes: Int { weights.checkpoint.tensors.reduce(0) { $0 + $1.data.count } }
+    /// The storage format of the matrices ("q4_k", "bf16", …; "mixed" when they differ).
+    public var weightType: String { weights.weightType }
 
     /// max_position_embeddings, capped so the KV cache takes at most a quarter of physical memory.
     public var defaultContextLength: Int {

@@ -61,6 +61,15 @@ enum WeightNames {
 
     /// Stored tensors the engine does not need and may ignore (rotary caches saved by old code).
     static func isIgnorable(_ name: String) -> Bool { name.hasSuffix("rotary_emb.inv_freq") }
+
+    /// The per-channel scale of an FP8 matrix: `<module>.weight` → `<module>.weight_scale`.
+    static func scale(of weight: String) -> String { weight + "_scale" }
+
+    /// True for `<module>.weight_scale` when `<module>.weight` is stored as F8_E4M3.
+    static func isScale(_ name: String, of lookup: (String) -> Tensor?) -> Bool {
+        guard name.hasSuffix(".weight_scale") else { return false }
+        return lookup(String(name.dropLast("_scale".count)))?.dtype == .f8e4m3
+    }
 }
 
 /// A SwiGLU MLP: down(silu(gate·x) ⊙ up·x).
@@ -97,6 +106,10 @@ final class ModelWeights: @unchecked Sendable {
     let norm: [Float]
     let lmHead: WeightMatrix
     let layers: [LayerWeights]
+    /// Parameters implied by the config (quantized tensors count weights, not bytes).
+    let parameterCount: Int
+    /// Storage format(s) of the matrices, e.g. "q4_k", "bf16", "q4_k+f32".
+    let weightType: String
 
     init(config c: HunyuanConfig, checkpoint ck: Checkpoint) throws {
         checkpoint = ck
@@ -106,18 +119,25 @@ final class ModelWeights: @unchecked Sendable {
         let expected = WeightNames.expected(c, hasLMHead: hasLMHead)
         var shapes: [String: [Int]] = [:]
         for (n, s) in expected { shapes[n] = s }
+        parameterCount = expected.reduce(0) { $0 + $1.1.reduce(1, *) }
         // Config and weights must agree: every expected tensor with its shape, nothing unexplained.
+        // Quantized matrices (Quantization.swift) are U8 [rows, blocks, blockBytes]; WeightMatrix
+        // checks them against the implied [rows, cols] below.
         for (n, s) in expected {
             guard let t = ck.tensor(n) else { throw HYError.format("\(ck.path): missing tensor \(n) (expected shape \(s))") }
-            guard t.shape == s else { throw HYError.format("\(ck.path): tensor \(n) has shape \(t.shape), config implies \(s)") }
+            let quantized = s.count == 2 && t.dtype == .u8 && t.shape.count == 3 && t.shape[0] == s[0]
+            guard t.shape == s || quantized else { throw HYError.format("\(ck.path): tensor \(n) has shape \(t.shape), config implies \(s)") }
         }
         for t in ck.tensors where shapes[t.name] == nil && !WeightNames.isIgnorable(t.name)
-            && !(t.name == WeightNames.lmHead && c.tieWordEmbeddings) {
+            && !(t.name == WeightNames.lmHead && c.tieWordEmbeddings)
+            && !WeightNames.isScale(t.name, of: { ck.tensor($0) }) {
             throw HYError.format("\(ck.path): unexpected tensor \(t.name) for this config (\(c.architecture.rawValue), use_cla \(c.useCLA))")
         }
         func mat(_ n: String) throws -> WeightMatrix {
             let t = try ck.require(n)
-            return try WeightMatrix(t, rows: t.shape[0], cols: t.shape.count > 1 ? t.shape[1] : 1)
+            let s = shapes[n] ?? t.shape
+            return try WeightMatrix(t, rows: s[0], cols: s.count > 1 ? s[1] : 1,
+                                    scale: t.dtype == .f8e4m3 ? try ck.require(WeightNames.scale(of: n)) : nil)
         }
         func vec(_ n: String) throws -> [Float] {
             let t = try ck.require(n)
@@ -152,5 +172,14 @@ final class ModelWeights: @unchecked Sendable {
                 mlp: c.isMoE ? nil : try mlp { L("mlp.\($0).weight") }))
         }
         layers = ls
+        // The type of the big matrices (the router stays f32 in our quantized files, as in ggml's).
+        var formats: [String] = []
+        func note(_ m: WeightMatrix?) { if let m, !formats.contains(m.format.rawValue) { formats.append(m.format.rawValue) } }
+        note(embed); note(lmHead)
+        for l in ls {
+            note(l.q); note(l.k); note(l.v); note(l.o)
+            for m in l.experts + [l.shared, l.mlp].compactMap({ $0 }) { note(m.gate); note(m.up); note(m.down) }
+        }
+        weightType = formats.joined(separator: "+")
     }
 }

@@ -21,5 +21,5 @@ let cliSubcommands: [ParsableCommand.Type] = [
     SVRMRandomCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,
-    TrainCommand.self, TrainTokenizerCommand.self, PerplexityCommand.self,
+    TrainCommand.self, TrainTokenizerCommand.self, PerplexityCommand.self, BPEEncodeCommand.self,
 ]

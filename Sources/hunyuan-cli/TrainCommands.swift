@@ -175,3 +175,22 @@ struct PerplexityCommand: ParsableCommand {
         }
     }
 }
+
+struct BPEEncodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bpe-encode",
+        abstract: "Encode a UTF-8 file with any hy.tiktoken-format vocabulary (e.g. one from train-tokenizer); ids on stdout, space-separated.")
+    @Argument(help: "hy.tiktoken file or its folder.") var vocabulary: String
+    @Argument(help: "UTF-8 text file.") var file: String
+
+    func run() throws {
+        try runReporting {
+            let enc = try BPEEncoder(path: vocabulary)
+            let ids = try enc.encode(try FileSystem.readAll(file))
+            var out = StdoutWriter()
+            for (i, id) in ids.enumerated() { out.write(i == 0 ? "\(id)" : " \(id)") }
+            out.write("\n")
+            out.flush()
+        }
+    }
+}

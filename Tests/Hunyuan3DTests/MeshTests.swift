@@ -226,3 +226,16 @@ extension MeshTests {
         XCTAssertThrowsError(try m.sampleColors { _, out in out[0] = .nan })
     }
 }
+
+extension MeshTests {
+    func testExtremeCoordinatesDoNotTrap() throws {
+        var m = Mesh(positions: [-3e38, 0, 0, 3e38, 0, 0, 0, 3e38, 0, 0, 0, 3e38], faces: [0, 1, 2, 0, 2, 3, 0, 3, 1, 1, 3, 2])
+        m.colors = [.nan, 0, 0, 1, 1, 1, 0, 0, 0, 0.5, 0.5, 0.5]
+        _ = try Raster.preview(m, size: 32)
+        _ = try MeshOps.vertexClustering(m, voxelSize: 1e-3)
+        _ = MeshOps.mergeVertices(m, epsilon: 1e-3)
+        _ = try GLBExporter.encode(m)
+        _ = PLYExporter.encode(m)
+        _ = try MeshOps.decimate(m, targetFaces: 2)
+    }
+}

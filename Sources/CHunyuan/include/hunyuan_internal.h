@@ -15,4 +15,18 @@ bool hyi_cpu_has_avx512f(void);
 bool hyi_cpu_has_avx512_vnni(void);
 bool hyi_cpu_has_avx_vnni(void);
 
+/* Block-quantized weight kernels (quant_kernels.c; layouts in HunyuanCore/Quantization.swift). */
+#include <stdint.h>
+enum { HYI_Q8_0 = 1, HYI_Q4_0 = 2, HYI_Q4_K = 3 };
+enum { HYI_PATH_SCALAR = 0, HYI_PATH_AVX2 = 1, HYI_PATH_VNNI = 2 };
+
+/* x[n] -> ceil(n/32) int8 blocks: q[32 per block], d[block] = scale, s[block] = sum of codes.
+ * Elements past n are zero. */
+void hyi_quantize_act_q8(const float *x, int64_t n, int8_t *q, float *d, int32_t *s);
+
+/* y[r] = dot(row r of w, activation) for r in [r0, r1); rows are row_bytes apart and cover nb
+ * activation blocks. path HYI_PATH_VNNI only after a positive AVX-512 VNNI check. */
+void hyi_matvec_q(int fmt, int path, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+                  const int8_t *q, const float *d, const int32_t *s, int64_t nb, float *y);
+
 #endif

@@ -18,6 +18,7 @@ from ._native import (
 )
 from .checkpoint import Checkpoint
 from .mesh import Mesh, mesh_from_grid
+from .model import Model, Tokenizer
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,6 @@ def system_info() -> str:
 
 __all__ = [
     "AbortedError", "Checkpoint", "ContextFullError", "FormatError", "HunyuanError", "IOError",
-    "InternalError", "InvalidArgumentError", "Mesh", "OutOfMemoryError", "UnsupportedError", "mesh_from_grid",
+    "InternalError", "InvalidArgumentError", "Mesh", "Model", "Tokenizer", "OutOfMemoryError", "UnsupportedError", "mesh_from_grid",
     "system_info", "version",
 ]

@@ -622,6 +622,614 @@ static PyType_Slot Mesh_slots[] = {
 
 static PyType_Spec Mesh_spec = {"hunyuan._native.Mesh", sizeof(MeshObject), 0, Py_TPFLAGS_DEFAULT, Mesh_slots};
 
+
+/* ---- Tokenizer ------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    hy_tokenizer *tok;
+} TokenizerObject;
+
+static PyObject *TokenizerType;
+
+static hy_tokenizer *tokenizer_get(TokenizerObject *self) {
+    if (self->tok == NULL) PyErr_SetString(PyExc_ValueError, "tokenizer is closed");
+    return self->tok;
+}
+
+static int Tokenizer_init(TokenizerObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", NULL};
+    PyObject *path;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &path)) return -1;
+    PyObject *b = path_bytes(path);
+    if (b == NULL) return -1;
+    const char *p = PyBytes_AsString(b);
+    hy_tokenizer *t = NULL;
+    hy_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_tokenizer_load(p, &t);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(b);
+    if (st != HY_OK) {
+        raise_status(st);
+        return -1;
+    }
+    if (self->tok) hy_tokenizer_free(self->tok);
+    self->tok = t;
+    return 0;
+}
+
+static void Tokenizer_dealloc(TokenizerObject *self) {
+    if (self->tok) hy_tokenizer_free(self->tok);
+    PyTypeObject *tp = Py_TYPE((PyObject *)self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *Tokenizer_close(TokenizerObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->tok) hy_tokenizer_free(self->tok);
+    self->tok = NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *ids_to_list(const hy_token *ids, size_t n) {
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (list == NULL) return NULL;
+    for (size_t i = 0; i < n; i++) PyList_SetItem(list, (Py_ssize_t)i, PyLong_FromLong(ids[i]));
+    return list;
+}
+
+/* Calls a buffer-filling function twice: once for the size, once to fill. */
+#define FILL_IDS(call_with_buf_cap)                                                  \
+    do {                                                                             \
+        size_t needed_ = 0;                                                          \
+        hy_token *buf_ = NULL;                                                       \
+        size_t cap_ = 0;                                                             \
+        hy_status st_;                                                               \
+        for (int pass_ = 0; pass_ < 2; pass_++) {                                    \
+            Py_BEGIN_ALLOW_THREADS                                                   \
+            st_ = call_with_buf_cap;                                                 \
+            Py_END_ALLOW_THREADS                                                     \
+            if (st_ == HY_OK) break;                                                 \
+            if (pass_ == 0 && needed_ > cap_) {                                      \
+                buf_ = (hy_token *)PyMem_Malloc((needed_ ? needed_ : 1) * sizeof(hy_token)); \
+                if (buf_ == NULL) return PyErr_NoMemory();                           \
+                cap_ = needed_;                                                      \
+                continue;                                                            \
+            }                                                                        \
+            PyMem_Free(buf_);                                                        \
+            return raise_status(st_);                                                \
+        }                                                                            \
+        PyObject *r_ = ids_to_list(buf_, needed_);                                   \
+        PyMem_Free(buf_);                                                            \
+        return r_;                                                                   \
+    } while (0)
+
+/* tokenize(text: bytes, flags) -> list[int] */
+static PyObject *Tokenizer_tokenize(TokenizerObject *self, PyObject *args) {
+    const char *text;
+    Py_ssize_t len;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(args, "y#I", &text, &len, &flags)) return NULL;
+    hy_tokenizer *t = tokenizer_get(self);
+    if (t == NULL) return NULL;
+    FILL_IDS(hy_tokenize(t, text, (size_t)len, flags, buf_, cap_, &needed_));
+}
+
+/* chat([(role, content), ...]) -> list[int] */
+static PyObject *Tokenizer_chat(TokenizerObject *self, PyObject *args) {
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "O", &seq)) return NULL;
+    hy_tokenizer *t = tokenizer_get(self);
+    if (t == NULL) return NULL;
+    PyObject *fast = PySequence_Tuple(seq);
+    if (fast == NULL) return NULL;
+    Py_ssize_t n = PyTuple_Size(fast);
+    hy_chat_message *msgs = (hy_chat_message *)PyMem_Malloc((size_t)(n ? n : 1) * sizeof(hy_chat_message));
+    if (msgs == NULL) {
+        Py_DECREF(fast);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyArg_ParseTuple(PyTuple_GetItem(fast, i), "ss", &msgs[i].role, &msgs[i].content)) {
+            PyMem_Free(msgs);
+            Py_DECREF(fast);
+            return NULL;
+        }
+    }
+    size_t needed_ = 0;
+    hy_token *buf_ = NULL;
+    size_t cap_ = 0;
+    hy_status st = HY_OK;
+    for (int pass = 0; pass < 2; pass++) {
+        st = hy_chat_tokenize(t, msgs, (size_t)n, 0, buf_, cap_, &needed_);
+        if (st == HY_OK) break;
+        if (pass == 0 && needed_ > cap_) {
+            buf_ = (hy_token *)PyMem_Malloc((needed_ ? needed_ : 1) * sizeof(hy_token));
+            if (buf_ == NULL) break;
+            cap_ = needed_;
+        }
+    }
+    PyMem_Free(msgs);
+    Py_DECREF(fast);
+    if (st != HY_OK) {
+        PyMem_Free(buf_);
+        return raise_status(st);
+    }
+    if (buf_ == NULL && needed_ > 0) return PyErr_NoMemory();
+    PyObject *r = ids_to_list(buf_, needed_);
+    PyMem_Free(buf_);
+    return r;
+}
+
+static PyObject *Tokenizer_stop_ids(TokenizerObject *self, PyObject *unused) {
+    (void)unused;
+    hy_tokenizer *t = tokenizer_get(self);
+    if (t == NULL) return NULL;
+    FILL_IDS(hy_tokenizer_stop_ids(t, buf_, cap_, &needed_));
+}
+
+/* Reads a sequence of ints into a new int32 array (PyMem_Free it). */
+static int32_t *ids_from_sequence(PyObject *seq, size_t *n_out) {
+    PyObject *fast = PySequence_Tuple(seq);
+    if (fast == NULL) return NULL;
+    Py_ssize_t n = PyTuple_Size(fast);
+    int32_t *ids = (int32_t *)PyMem_Malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    if (ids == NULL) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v = PyLong_AsLong(PyTuple_GetItem(fast, i));
+        if (v == -1 && PyErr_Occurred()) {
+            PyMem_Free(ids);
+            Py_DECREF(fast);
+            return NULL;
+        }
+        if (v < INT32_MIN || v > INT32_MAX) {
+            PyMem_Free(ids);
+            Py_DECREF(fast);
+            PyErr_Format(StatusErrors[HY_ERR_INVALID_ARGUMENT], "token id %ld out of range", v);
+            return NULL;
+        }
+        ids[i] = (int32_t)v;
+    }
+    Py_DECREF(fast);
+    *n_out = (size_t)n;
+    return ids;
+}
+
+/* detokenize(ids) -> bytes */
+static PyObject *Tokenizer_detokenize(TokenizerObject *self, PyObject *args) {
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "O", &seq)) return NULL;
+    hy_tokenizer *t = tokenizer_get(self);
+    if (t == NULL) return NULL;
+    size_t n = 0;
+    int32_t *ids = ids_from_sequence(seq, &n);
+    if (ids == NULL) return NULL;
+    size_t needed = 0;
+    hy_status st = hy_detokenize(t, ids, n, NULL, 0, &needed);
+    if (st != HY_OK && needed == 0) {
+        PyMem_Free(ids);
+        return raise_status(st);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)needed);
+    if (out == NULL) {
+        PyMem_Free(ids);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_detokenize(t, ids, n, PyBytes_AsString(out), needed, &needed);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(ids);
+    if (st != HY_OK) {
+        Py_DECREF(out);
+        return raise_status(st);
+    }
+    return out;
+}
+
+static PyObject *Tokenizer_vocab_size(TokenizerObject *self, PyObject *unused) {
+    (void)unused;
+    hy_tokenizer *t = tokenizer_get(self);
+    if (t == NULL) return NULL;
+    return PyLong_FromSize_t(hy_tokenizer_vocab_size(t));
+}
+
+static PyMethodDef Tokenizer_methods[] = {
+    {"close", (PyCFunction)Tokenizer_close, METH_NOARGS, "Release the tokenizer."},
+    {"tokenize", (PyCFunction)Tokenizer_tokenize, METH_VARARGS, "tokenize(utf8: bytes, flags) -> ids."},
+    {"detokenize", (PyCFunction)Tokenizer_detokenize, METH_VARARGS, "detokenize(ids) -> bytes."},
+    {"chat", (PyCFunction)Tokenizer_chat, METH_VARARGS, "chat([(role, content)]) -> ids."},
+    {"stop_ids", (PyCFunction)Tokenizer_stop_ids, METH_NOARGS, "Ids that end generation."},
+    {"vocab_size", (PyCFunction)Tokenizer_vocab_size, METH_NOARGS, "Number of ids."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Tokenizer_slots[] = {
+    {Py_tp_doc, (void *)"Hunyuan's tokenizer (hy.tiktoken)."},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {Py_tp_init, (void *)Tokenizer_init},
+    {Py_tp_dealloc, (void *)Tokenizer_dealloc},
+    {Py_tp_methods, Tokenizer_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Tokenizer_spec = {"hunyuan._native.Tokenizer", sizeof(TokenizerObject), 0, Py_TPFLAGS_DEFAULT, Tokenizer_slots};
+
+/* ---- Model and Session ---------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    hy_model *model;
+} ModelObject;
+
+typedef struct {
+    PyObject_HEAD
+    hy_session *session;
+    int busy; /* a call is running: a second concurrent call on the same session raises */
+} SessionObject;
+
+static PyObject *ModelType;
+static PyObject *SessionType;
+
+static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", "n_threads", NULL};
+    PyObject *path;
+    int n_threads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|i", kwlist, &path, &n_threads)) return -1;
+    PyObject *b = path_bytes(path);
+    if (b == NULL) return -1;
+    const char *p = PyBytes_AsString(b);
+    hy_model_params params = hy_model_default_params();
+    params.n_threads = n_threads;
+    hy_model *m = NULL;
+    hy_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_model_load(p, &params, &m);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(b);
+    if (st != HY_OK) {
+        raise_status(st);
+        return -1;
+    }
+    if (self->model) hy_model_free(self->model);
+    self->model = m;
+    return 0;
+}
+
+static void Model_dealloc(ModelObject *self) {
+    if (self->model) hy_model_free(self->model);
+    PyTypeObject *tp = Py_TYPE((PyObject *)self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static hy_model *model_get(ModelObject *self) {
+    if (self->model == NULL) PyErr_SetString(PyExc_ValueError, "model is closed");
+    return self->model;
+}
+
+static PyObject *Model_close(ModelObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->model) hy_model_free(self->model); /* sessions keep their own reference */
+    self->model = NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Model_info(ModelObject *self, PyObject *unused) {
+    (void)unused;
+    hy_model *m = model_get(self);
+    if (m == NULL) return NULL;
+    hy_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    hy_status st = hy_model_get_info(m, &info);
+    if (st != HY_OK) return raise_status(st);
+    PyObject *eos = ids_to_list(info.eos_token_ids, (size_t)(info.n_eos < 0 ? 0 : info.n_eos));
+    if (eos == NULL) return NULL;
+    hy_sampler_params sp = hy_model_sampler_params(m);
+    return Py_BuildValue(
+        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,s:K,s:K,s:K,s:{s:O,s:f,s:i,s:f,s:f,s:f}}",
+        "arch", (int)info.arch, "n_vocab", info.n_vocab, "n_embd", info.n_embd, "n_layer", info.n_layer,
+        "n_head", info.n_head, "n_head_kv", info.n_head_kv, "head_dim", info.head_dim, "n_ctx_train", info.n_ctx_train,
+        "n_expert", info.n_expert, "n_expert_used", info.n_expert_used, "cla_share_factor", info.cla_share_factor,
+        "bos_token_id", info.bos_token_id, "eos_token_ids", eos, "n_params", (unsigned long long)info.n_params,
+        "weight_bytes", (unsigned long long)info.weight_bytes, "kv_bytes_per_token", (unsigned long long)info.kv_bytes_per_token,
+        "sampler", "greedy", sp.greedy ? Py_True : Py_False, "temperature", sp.temperature, "top_k", sp.top_k,
+        "top_p", sp.top_p, "min_p", sp.min_p, "repetition_penalty", sp.repeat_penalty);
+}
+
+static PyMethodDef Model_methods[] = {
+    {"close", (PyCFunction)Model_close, METH_NOARGS, "Release the caller's reference to the weights."},
+    {"info", (PyCFunction)Model_info, METH_NOARGS, "Sizes, architecture, eos ids and sampling defaults."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Model_slots[] = {
+    {Py_tp_doc, (void *)"Language-model weights (shareable across threads)."},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {Py_tp_init, (void *)Model_init},
+    {Py_tp_dealloc, (void *)Model_dealloc},
+    {Py_tp_methods, Model_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Model_spec = {"hunyuan._native.Model", sizeof(ModelObject), 0, Py_TPFLAGS_DEFAULT, Model_slots};
+
+static int Session_init(SessionObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"model", "n_ctx", "n_threads", NULL};
+    PyObject *model;
+    unsigned int n_ctx = 0;
+    int n_threads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Ii", kwlist, &model, &n_ctx, &n_threads)) return -1;
+    if (!PyObject_TypeCheck(model, (PyTypeObject *)ModelType)) {
+        PyErr_SetString(PyExc_TypeError, "model must be a hunyuan._native.Model");
+        return -1;
+    }
+    hy_model *m = model_get((ModelObject *)model);
+    if (m == NULL) return -1;
+    hy_session_params params = hy_session_default_params();
+    params.n_ctx = n_ctx;
+    params.n_threads = n_threads;
+    hy_session *s = NULL;
+    hy_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_session_new(m, &params, &s);
+    Py_END_ALLOW_THREADS
+    if (st != HY_OK) {
+        raise_status(st);
+        return -1;
+    }
+    if (self->session) hy_session_free(self->session);
+    self->session = s;
+    return 0;
+}
+
+static void Session_dealloc(SessionObject *self) {
+    if (self->session) hy_session_free(self->session);
+    PyTypeObject *tp = Py_TYPE((PyObject *)self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static hy_session *session_acquire(SessionObject *self) {
+    if (self->session == NULL) {
+        PyErr_SetString(PyExc_ValueError, "session is closed");
+        return NULL;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "session is in use by another call (use one session per thread)");
+        return NULL;
+    }
+    self->busy = 1;
+    return self->session;
+}
+
+static PyObject *Session_close(SessionObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "session is in use");
+        return NULL;
+    }
+    if (self->session) hy_session_free(self->session);
+    self->session = NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_reset(SessionObject *self, PyObject *unused) {
+    (void)unused;
+    hy_session *s = session_acquire(self);
+    if (s == NULL) return NULL;
+    hy_session_reset(s);
+    self->busy = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Session_n_past(SessionObject *self, PyObject *unused) {
+    (void)unused;
+    return PyLong_FromSize_t(self->session ? hy_session_n_past(self->session) : 0);
+}
+
+/* State shared with the engine's callbacks during one call. They run on the calling thread (whose
+ * GIL was released), so they re-acquire it. */
+typedef struct {
+    PyObject *on_token;     /* callable(id) -> bool, or NULL */
+    PyObject *should_abort; /* callable() -> bool, or NULL */
+    int failed;             /* a callback raised: its exception is saved below */
+    PyObject *exc_type, *exc_value, *exc_tb;
+    int check_signals;      /* the calling thread is the main thread: poll for Ctrl-C */
+} CallbackState;
+
+static void save_exception(CallbackState *cs) {
+    if (!cs->failed) {
+        cs->failed = 1;
+        PyErr_Fetch(&cs->exc_type, &cs->exc_value, &cs->exc_tb);
+    } else {
+        PyErr_Clear();
+    }
+}
+
+static bool on_token_cb(int32_t token, void *user) {
+    CallbackState *cs = (CallbackState *)user;
+    if (cs->on_token == NULL) return true;
+    PyGILState_STATE g = PyGILState_Ensure();
+    bool more = true;
+    PyObject *arg = PyLong_FromLong(token);
+    PyObject *r = arg ? PyObject_CallFunctionObjArgs(cs->on_token, arg, NULL) : NULL;
+    Py_XDECREF(arg);
+    if (r == NULL) {
+        save_exception(cs);
+        more = false;
+    } else {
+        more = PyObject_IsTrue(r) != 0;
+        Py_DECREF(r);
+    }
+    PyGILState_Release(g);
+    return more;
+}
+
+static bool abort_cb(void *user) {
+    CallbackState *cs = (CallbackState *)user;
+    if (cs->failed) return true;
+    if (!cs->check_signals && cs->should_abort == NULL) return false;
+    PyGILState_STATE g = PyGILState_Ensure();
+    bool stop = false;
+    if (cs->check_signals && PyErr_CheckSignals() < 0) {
+        save_exception(cs);
+        stop = true;
+    } else if (cs->should_abort) {
+        PyObject *r = PyObject_CallNoArgs(cs->should_abort);
+        if (r == NULL) {
+            save_exception(cs);
+            stop = true;
+        } else {
+            stop = PyObject_IsTrue(r) != 0;
+            Py_DECREF(r);
+        }
+    }
+    PyGILState_Release(g);
+    return stop;
+}
+
+static int is_main_thread(void) {
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *cur = PyObject_CallMethod(threading, "current_thread", NULL);
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    int r = cur != NULL && cur == main;
+    Py_XDECREF(cur);
+    Py_XDECREF(main);
+    Py_DECREF(threading);
+    PyErr_Clear();
+    return r;
+}
+
+/* logits(ids, should_abort=None) -> bytes of float32 [n, n_vocab], n_vocab */
+static PyObject *Session_logits(SessionObject *self, PyObject *args) {
+    PyObject *seq, *should_abort = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &seq, &should_abort)) return NULL;
+    size_t n = 0;
+    int32_t *ids = ids_from_sequence(seq, &n);
+    if (ids == NULL) return NULL;
+    hy_session *s = session_acquire(self);
+    if (s == NULL) {
+        PyMem_Free(ids);
+        return NULL;
+    }
+    CallbackState cs = {NULL, should_abort == Py_None ? NULL : should_abort, 0, NULL, NULL, NULL, is_main_thread()};
+    hy_eval_params ep = hy_eval_default_params();
+    ep.all_logits = true;
+    ep.abort = abort_cb;
+    ep.abort_user = &cs;
+    hy_status st;
+    const float *logits = NULL;
+    size_t rows = 0, vocab = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_session_eval(s, ids, n, &ep);
+    if (st == HY_OK) st = hy_session_logits(s, &logits, &rows, &vocab);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(ids);
+    self->busy = 0;
+    if (cs.failed) {
+        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
+        return NULL;
+    }
+    if (st != HY_OK) return raise_status(st);
+    PyObject *out = PyBytes_FromStringAndSize((const char *)logits, (Py_ssize_t)(rows * vocab * sizeof(float)));
+    if (out == NULL) return NULL;
+    return Py_BuildValue("(Nn)", out, (Py_ssize_t)vocab);
+}
+
+/* generate(ids, max_tokens, sampler tuple or None, on_token, should_abort) -> (ids, reason) */
+static PyObject *Session_generate(SessionObject *self, PyObject *args) {
+    PyObject *seq, *sampler, *on_token, *should_abort;
+    unsigned int max_tokens;
+    if (!PyArg_ParseTuple(args, "OIOOO", &seq, &max_tokens, &sampler, &on_token, &should_abort)) return NULL;
+    hy_sampler_params sp = hy_sampler_default_params();
+    int greedy = 0;
+    unsigned long long seed = 0;
+    if (sampler != Py_None) {
+        if (!PyArg_ParseTuple(sampler, "pfifffK", &greedy, &sp.temperature, &sp.top_k, &sp.top_p, &sp.min_p,
+                              &sp.repeat_penalty, &seed))
+            return NULL;
+    }
+    sp.greedy = greedy != 0;
+    sp.seed = seed;
+    size_t n = 0;
+    int32_t *ids = ids_from_sequence(seq, &n);
+    if (ids == NULL) return NULL;
+    int32_t *out = (int32_t *)PyMem_Malloc((max_tokens ? max_tokens : 1) * sizeof(int32_t));
+    if (out == NULL) {
+        PyMem_Free(ids);
+        return PyErr_NoMemory();
+    }
+    hy_session *s = session_acquire(self);
+    if (s == NULL) {
+        PyMem_Free(ids);
+        PyMem_Free(out);
+        return NULL;
+    }
+    CallbackState cs = {on_token == Py_None ? NULL : on_token, should_abort == Py_None ? NULL : should_abort, 0,
+                        NULL, NULL, NULL, is_main_thread()};
+    hy_generate_params gp = hy_generate_default_params();
+    gp.max_tokens = max_tokens;
+    gp.on_token = on_token_cb;
+    gp.token_user = &cs;
+    gp.abort = abort_cb;
+    gp.abort_user = &cs;
+    size_t n_out = 0;
+    hy_stop_reason reason = HY_STOP_MAX_TOKENS;
+    hy_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_generate(s, ids, n, &gp, sampler == Py_None ? NULL : &sp, out, max_tokens, &n_out, &reason);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(ids);
+    self->busy = 0;
+    if (cs.failed) {
+        PyMem_Free(out);
+        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
+        return NULL;
+    }
+    if (st != HY_OK) {
+        PyMem_Free(out);
+        return raise_status(st);
+    }
+    PyObject *list = ids_to_list(out, n_out);
+    PyMem_Free(out);
+    if (list == NULL) return NULL;
+    return Py_BuildValue("(Ni)", list, (int)reason);
+}
+
+static PyMethodDef Session_methods[] = {
+    {"close", (PyCFunction)Session_close, METH_NOARGS, "Free the session."},
+    {"reset", (PyCFunction)Session_reset, METH_NOARGS, "Forget every cached token."},
+    {"n_past", (PyCFunction)Session_n_past, METH_NOARGS, "Tokens in the cache."},
+    {"logits", (PyCFunction)Session_logits, METH_VARARGS, "Evaluate ids; float32 logits of every position."},
+    {"generate", (PyCFunction)Session_generate, METH_VARARGS, "Generate from ids."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Session_slots[] = {
+    {Py_tp_doc, (void *)"A KV cache on a model (one thread at a time)."},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {Py_tp_init, (void *)Session_init},
+    {Py_tp_dealloc, (void *)Session_dealloc},
+    {Py_tp_methods, Session_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Session_spec = {"hunyuan._native.Session", sizeof(SessionObject), 0, Py_TPFLAGS_DEFAULT, Session_slots};
+
 /* ---- module --------------------------------------------------------------------------------- */
 
 static PyObject *mod_version(PyObject *m, PyObject *unused) {
@@ -662,6 +1270,12 @@ static int module_exec(PyObject *m) {
     if (CheckpointType == NULL || PyModule_AddObjectRef(m, "Checkpoint", CheckpointType) < 0) return -1;
     MeshType = PyType_FromSpec(&Mesh_spec);
     if (MeshType == NULL || PyModule_AddObjectRef(m, "Mesh", MeshType) < 0) return -1;
+    TokenizerType = PyType_FromSpec(&Tokenizer_spec);
+    if (TokenizerType == NULL || PyModule_AddObjectRef(m, "Tokenizer", TokenizerType) < 0) return -1;
+    ModelType = PyType_FromSpec(&Model_spec);
+    if (ModelType == NULL || PyModule_AddObjectRef(m, "Model", ModelType) < 0) return -1;
+    SessionType = PyType_FromSpec(&Session_spec);
+    if (SessionType == NULL || PyModule_AddObjectRef(m, "Session", SessionType) < 0) return -1;
     MeshViewType = PyType_FromSpec(&MeshView_spec);
     if (MeshViewType == NULL || PyModule_AddObjectRef(m, "MeshView", MeshViewType) < 0) return -1;
     return 0;

@@ -1,0 +1,187 @@
+"""The Python binding (hunyuan.Model / Tokenizer / Mesh) against independent references: the
+reference fixtures, tiktoken, trimesh; plus the host guarantees: GIL released, Ctrl-C, freed handles."""
+import json
+import shutil
+import subprocess
+import threading
+import time
+import _thread
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import hunyuan
+
+
+def lm_fixtures(shared):
+    root = shared / "fixtures" / "lm"
+    dirs = sorted(d for d in root.iterdir() if (d / "reference.safetensors").exists())
+    if not dirs:
+        pytest.skip(f"no LM fixtures in {root}")
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def text_model(cli, shared, tmp_path_factory):
+    """A random-weight Hunyuan-Large-structured model with the real tokenizer (vocab 128166), large
+    enough that generating thousands of tokens takes seconds."""
+    tok = shared / "data" / "tokenizer"
+    if not (tok / "hy.tiktoken").exists():
+        pytest.skip("tokenizer not in shared/data")
+    cfg = json.loads((shared / "fixtures" / "lm" / "hunyuan-large-tiny" / "config.json").read_text())
+    cfg.update(vocab_size=128166, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+               max_position_embeddings=8192, eos_token_id=127960, bos_token_id=127958)
+    d = tmp_path_factory.mktemp("textmodel")
+    (d / "config.json").write_text(json.dumps(cfg))
+    out = d / "model"
+    subprocess.run([str(cli), "random-model", str(d / "config.json"), "-o", str(out), "--seed", "3"],
+                   check=True, capture_output=True)
+    for f in ("hy.tiktoken", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(tok / f, out / f)
+    return hunyuan.Model(out, n_threads=1)
+
+
+def test_logits_and_greedy_match_reference(shared):
+    for d in lm_fixtures(shared):
+        ref = load_file(str(d / "reference.safetensors"))
+        with hunyuan.Model(d) as m:
+            lg = m.logits(ref["input_ids"].tolist())
+            assert lg.shape == ref["logits"].shape
+            assert np.abs(lg - ref["logits"]).max() <= 1e-4, d.name
+            ids, _ = m.generate_ids(ref["input_ids"].tolist(), max_tokens=len(ref["greedy_ids"]), greedy=True)
+            assert ids == ref["greedy_ids"][: len(ids)].tolist(), d.name
+
+
+def test_tokenizer_matches_tiktoken(shared):
+    import base64
+
+    import tiktoken
+
+    from test_tokenizer import PAT, SPECIALS  # the official pattern and specials
+
+    ranks = {}
+    for line in open(shared / "data" / "tokenizer" / "hy.tiktoken", "rb"):
+        token, rank = line.split()
+        ranks[base64.b64decode(token)] = int(rank)
+    enc = tiktoken.Encoding("hy", pat_str=PAT, mergeable_ranks=ranks,
+                            special_tokens={t: 127957 + i for i, t in enumerate(SPECIALS)})
+    tok = hunyuan.Tokenizer(shared / "data" / "tokenizer")
+    text = "Hello, 世界! 12345 <|eos|>  tabs\tand\r\nlines 👩‍👩‍👧"
+    assert tok.encode(text, wrap=False, special=False) == enc.encode(text, disallowed_special=())
+    assert tok.decode(tok.encode(text)) == "<|startoftext|>" + text + "<|endoftext|>"
+    assert tok.chat([{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": "Hello"}]) == [127958, 2675, 527, 264, 11190, 18328, 13, 127966, 9906, 127962]
+
+
+def test_generate_text_stream_and_stop(text_model):
+    kw = dict(max_tokens=24, temperature=0.8, top_k=40, seed=7)
+    text = text_model.generate("Once upon a time", **kw)
+    assert isinstance(text, str)
+    pieces = list(text_model.generate("Once upon a time", stream=True, **kw))
+    assert "".join(pieces) == text
+    if len(text) > 3:
+        cut = text[2:4]
+        stopped = text_model.generate("Once upon a time", stop=[cut], **kw)
+        assert stopped == text[: text.find(cut)]
+
+
+def test_two_threads_generate_concurrently(text_model):
+    """Both threads must make progress while the other runs (the GIL is released in the engine)."""
+    stamps = {0: [], 1: []}
+
+    def work(i):
+        text_model.generate_ids([127958, 100 + i], max_tokens=150, greedy=True,
+                                on_token=lambda t: stamps[i].append(time.perf_counter()) or True)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a, b = stamps[0], stamps[1]
+    assert len(a) == 150 and len(b) == 150
+    # overlap: each thread produced tokens while the other was still producing
+    overlap_start, overlap_end = max(a[0], b[0]), min(a[-1], b[-1])
+    assert overlap_end > overlap_start
+    in_a = sum(overlap_start <= x <= overlap_end for x in a)
+    in_b = sum(overlap_start <= x <= overlap_end for x in b)
+    assert in_a >= 10 and in_b >= 10, (in_a, in_b)
+
+
+def test_keyboard_interrupt_stops_generation_quickly(text_model):
+    ref = text_model.logits([127958, 5, 6])
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(0.3, interrupt)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        text_model.generate_ids([127958, 5], max_tokens=8000, greedy=True)
+    stopped = time.perf_counter()
+    timer.join()
+    assert fired and stopped - fired[0] < 0.2, stopped - fired[0]
+    # still usable, same numbers
+    np.testing.assert_array_equal(text_model.logits([127958, 5, 6]), ref)
+
+
+def test_errors_are_typed_and_model_survives(shared, text_model):
+    with pytest.raises(hunyuan.IOError):
+        hunyuan.Model(shared / "nonexistent")
+    with pytest.raises(hunyuan.InvalidArgumentError, match="vocab"):
+        text_model.logits([127958, 10 ** 7])
+    with pytest.raises(hunyuan.InvalidArgumentError):
+        text_model.logits([])
+    assert text_model.logits([127958]).shape == (1, 128166)
+
+
+def sphere_grid(n=48):
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32)] * 3, indexing="ij")
+    return np.sqrt(x * x + y * y + z * z) - 0.7
+
+
+def test_mesh_arrays_are_zero_copy_and_guarded(tmp_path):
+    import trimesh
+
+    mesh = hunyuan.mesh_from_grid(sphere_grid(), 0.0, ((-1, -1, -1), (1, 1, 1)))
+    v = mesh.vertices
+    assert v.dtype == np.float32 and v.shape[1] == 3 and not v.flags.writeable
+    assert np.shares_memory(v, mesh.vertices)  # the same library memory, no copy
+    with pytest.raises(BufferError):
+        mesh.simplify(100)
+    del v
+    mesh.simplify(1000)
+    assert len(mesh.faces) <= 1000
+    mesh.colors = np.tile(np.array([[1.0, 0.5, 0.25]], np.float32), (len(mesh.vertices), 1))
+    path = tmp_path / "s.ply"
+    mesh.save(path)
+    with pytest.raises(hunyuan.IOError, match="exists"):
+        mesh.save(path)
+    tm = trimesh.load(path, process=False)
+    np.testing.assert_allclose(tm.vertices, mesh.vertices, atol=1e-6)
+    np.testing.assert_array_equal(tm.faces, mesh.faces)
+    assert tm.is_watertight
+    back = hunyuan.Mesh.load(path)
+    assert back.colors is not None
+    np.testing.assert_allclose(back.colors[:, :3], mesh.colors, atol=1 / 255)
+    assert mesh.to_trimesh().is_watertight
+
+
+def test_mesh_errors_and_closed_handles(tmp_path):
+    g = sphere_grid(16)
+    g[3, 3, 3] = np.nan
+    with pytest.raises(hunyuan.InvalidArgumentError):
+        hunyuan.mesh_from_grid(g)
+    bad = tmp_path / "bad.glb"
+    bad.write_bytes(b"glTF garbage")
+    with pytest.raises(hunyuan.FormatError, match="bad.glb"):
+        hunyuan.Mesh.load(bad)
+    m = hunyuan.mesh_from_grid(sphere_grid(16))
+    arr = np.array(m.vertices)  # a copy outlives the mesh
+    m.close()
+    with pytest.raises(ValueError, match="closed"):
+        m.vertices
+    assert arr.shape[1] == 3
