@@ -60,7 +60,7 @@ build: deps-apt
 	@echo "built $(BUILD)/libhunyuan.so.0 and $(BUILD)/hunyuan-cli"
 
 # ---- demo -------------------------------------------------------------------------------------
-demo: build
+demo: build python-install
 	@bash tools/demo.sh
 
 # ---- tests ------------------------------------------------------------------------------------
