@@ -77,7 +77,7 @@ test-capi: build
 	@rm -rf $(BUILD)/capi/scratch
 	@set -e; for t in Tests/capi/test_*.c; do \
 	  n=$$(basename $$t .c); \
-	  $(CC) $(CFLAGS_TEST) -pthread -o $(BUILD)/capi/$$n $$t -ldl; \
+	  $(CC) $(CFLAGS_TEST) -pthread -o $(BUILD)/capi/$$n $$t -ldl -lm; \
 	  $(BUILD)/capi/$$n $(BUILD)/libhunyuan.so.0 $(HUNYUAN_SHARED) $(BUILD)/capi/scratch; \
 	done
 	@set -e; for e in examples/c/*.c; do \

@@ -650,6 +650,39 @@ HY_API hy_status hy_recon_query(hy_recon *recon, const float *points, size_t n, 
 HY_API hy_status hy_recon_sdf_grid(hy_recon *recon, int32_t resolution, float *out, size_t capacity,
                                    hy_progress_callback progress, void *progress_user);
 
+/* One 8-bit view: height rows of width * channels bytes, tightly packed, channels 3 (RGB) or 4
+ * (RGBA, composited over white). Views must be square. Borrowed for the duration of the call. */
+typedef struct hy_recon_image {
+    const uint8_t *pixels;
+    int32_t width;
+    int32_t height;
+    int32_t channels;
+} hy_recon_image;
+
+typedef struct hy_recon_mesh_params {
+    uint32_t struct_size;             /* sizeof(hy_recon_mesh_params) */
+    int32_t resolution;               /* marching-cubes grid side; 384 as the official code */
+    int32_t target_faces;             /* decimate to this many faces when more; 0 keeps all; 90000 */
+    float cluster_size;               /* vertex-clustering cell in model units; 0.007 as the official */
+    int32_t smooth_iterations;        /* neighbour-average smoothing passes; 2 as the official */
+    bool export_axes;                 /* true: vertices as (y, z, x), the official OBJ/GLB order */
+} hy_recon_mesh_params;
+
+HY_API hy_recon_mesh_params hy_recon_mesh_default_params(void);
+
+/* Views → coloured mesh, as the official pipeline: n_views == n_views of the model (7: the six
+ * generated views at azimuth 0, 60, ..., 300 degrees, then the condition image), preprocessing, the
+ * predictor's cameras, encode, the SDF over the grid evaluated block by block into marching cubes,
+ * clean-up, vertex clustering, smoothing, decimation, vertex colours from the decoder. On success
+ * *out receives a mesh for hy_mesh_free, and the handle keeps the triplane (hy_recon_query works).
+ * progress (optional) is called on the calling thread between stages; abort (optional) is polled from
+ * worker threads during the SDF evaluation. Errors: HY_ERR_INVALID_ARGUMENT (NULLs, view count,
+ * non-square or malformed views), HY_ERR_FORMAT (non-finite network output), HY_ERR_ABORTED. */
+HY_API hy_status hy_recon_views_to_mesh(hy_recon *recon, const hy_recon_image *views, size_t n_views,
+                                        const hy_recon_mesh_params *params,
+                                        hy_progress_callback progress, void *progress_user,
+                                        hy_abort_callback abort, void *abort_user, hy_mesh **out);
+
 #ifdef __cplusplus
 }
 #endif

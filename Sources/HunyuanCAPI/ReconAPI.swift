@@ -138,3 +138,52 @@ public func hy_recon_sdf_grid_impl(_ r: OpaquePointer?, _ resolution: Int32, _ o
         }
     }
 }
+
+@_cdecl("hy_recon_mesh_default_params")
+public func hy_recon_mesh_default_params_impl() -> hy_recon_mesh_params {
+    let o = SVRMMeshOptions()
+    return hy_recon_mesh_params(struct_size: UInt32(MemoryLayout<hy_recon_mesh_params>.size), resolution: Int32(o.resolution),
+                                target_faces: Int32(o.targetFaces), cluster_size: o.clusterSize,
+                                smooth_iterations: Int32(o.smoothIterations), export_axes: o.exportAxes)
+}
+
+@_cdecl("hy_recon_views_to_mesh")
+public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePointer<hy_recon_image>?, _ nViews: Int,
+                                        _ params: UnsafePointer<hy_recon_mesh_params>?,
+                                        _ progress: hy_progress_callback?, _ progressUser: UnsafeMutableRawPointer?,
+                                        _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
+                                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
+    guarded {
+        let h = try reconArg(r)
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = nil
+        guard let views else { throw HYError.invalidArgument("views is NULL") }
+        guard nViews == h.model.config.numViews else {
+            throw HYError.invalidArgument("n_views is \(nViews); this model takes \(h.model.config.numViews)")
+        }
+        let p = try readParams(params, defaults: hy_recon_mesh_default_params_impl(), minimum: 8, "hy_recon_mesh_params")
+        var o = SVRMMeshOptions()
+        o.resolution = Int(p.resolution); o.targetFaces = Int(p.target_faces); o.clusterSize = p.cluster_size
+        o.smoothIterations = Int(p.smooth_iterations); o.exportAxes = p.export_axes
+        guard o.targetFaces >= 0, o.smoothIterations >= 0, o.smoothIterations <= 1000, o.clusterSize >= 0, o.clusterSize.isFinite else {
+            throw HYError.invalidArgument("hy_recon_mesh_params: target_faces, smooth_iterations and cluster_size must be ≥ 0")
+        }
+        var images: [SVRMPreprocess.Image] = []
+        for i in 0..<nViews {
+            let v = views[i]
+            guard let px = v.pixels else { throw HYError.invalidArgument("views[\(i)].pixels is NULL") }
+            guard v.width > 0, v.height > 0, v.channels == 3 || v.channels == 4 else {
+                throw HYError.invalidArgument("views[\(i)]: \(v.width)x\(v.height)x\(v.channels) (positive size, 3 or 4 channels)")
+            }
+            let n = try checkedMul(try checkedMul(Int(v.width), Int(v.height), "view size"), Int(v.channels), "view size")
+            images.append(try SVRMPreprocess.Image(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
+                                                   pixels: Array(UnsafeBufferPointer(start: px, count: n))))
+        }
+        let result = try h.model.viewsToMesh(
+            views: images, options: o,
+            progress: progress.map { cb in { _, f in cb(f, progressUser) } },
+            abort: abort.map { cb in { cb(abortUser) } })
+        h.triplane = result.triplane
+        out.pointee = retainHandle(MeshHandle(result.mesh))
+    }
+}

@@ -88,16 +88,18 @@ public enum Quantizer {
     public static func quantizeRow(_ format: WeightFormat, _ x: UnsafePointer<Float>, cols: Int,
                                    _ out: UnsafeMutableRawPointer) {
         let nb = format.blocksPerRow(cols)
-        var block = [Float](repeating: 0, count: format.blockElements)
-        for b in 0..<nb {
-            let lo = b * format.blockElements
-            for i in 0..<format.blockElements { block[i] = lo + i < cols ? x[lo + i] : 0 }
-            let dst = out + b * format.blockBytes
-            switch format {
-            case .q8_0: quantizeQ8_0(block, dst)
-            case .q4_0: quantizeQ4_0(block, dst)
-            case .q4_k: quantizeQ4_K(block, dst)
-            default: break
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buf in
+            let block = buf.baseAddress!
+            for b in 0..<nb {
+                let lo = b * format.blockElements
+                for i in 0..<format.blockElements { block[i] = lo + i < cols ? x[lo + i] : 0 }
+                let dst = out + b * format.blockBytes
+                switch format {
+                case .q8_0: quantizeQ8_0(block, dst)
+                case .q4_0: quantizeQ4_0(block, dst)
+                case .q4_k: quantizeQ4_K(block, dst)
+                default: break
+                }
             }
         }
     }
@@ -150,9 +152,9 @@ public enum Quantizer {
     }
 
     /// Q8_0: d = max|x| / 127, q = round(x / d).
-    static func quantizeQ8_0(_ x: [Float], _ out: UnsafeMutableRawPointer) {
+    static func quantizeQ8_0(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
         var amax: Float = 0
-        for v in x { amax = max(amax, abs(v)) }
+        for i in 0..<32 { amax = max(amax, abs(x[i])) }
         let d = amax / 127
         putF16(d, out)
         let dq = Float(Float16(d))
@@ -164,27 +166,26 @@ public enum Quantizer {
     }
 
     /// Q4_0 (as ggml): the element of largest magnitude maps to −8, d = it / −8, n = round(x/d) + 8.
-    static func quantizeQ4_0(_ x: [Float], _ out: UnsafeMutableRawPointer) {
+    static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
         var m: Float = 0
-        for v in x where abs(v) > abs(m) { m = v }
+        for i in 0..<32 where abs(x[i]) > abs(m) { m = x[i] }
         let d = m / -8
         putF16(d, out)
         let dq = Float(Float16(d))
         let inv: Float = dq != 0 ? 1 / dq : 0
-        var codes = [UInt8](repeating: 8, count: 32)
-        for i in 0..<32 { codes[i] = UInt8(max(0, min(15, Int((x[i] * inv).rounded()) + 8))) }
-        for i in 0..<16 { out.storeBytes(of: codes[i] | (codes[i + 16] << 4), toByteOffset: 2 + i, as: UInt8.self) }
+        func code(_ v: Float) -> UInt8 { UInt8(max(0, min(15, Int((v * inv).rounded()) + 8))) }
+        for i in 0..<16 { out.storeBytes(of: code(x[i]) | (code(x[i + 16]) << 4), toByteOffset: 2 + i, as: UInt8.self) }
     }
 
     /// Q4_K-style super-block of 256: per sub-block an asymmetric range [−min, scale·15 − min] refit
     /// by least squares; sub-block scales and mins quantized to u8 against the super-block's d, dmin.
-    static func quantizeQ4_K(_ x: [Float], _ out: UnsafeMutableRawPointer) {
-        var scales = [Float](repeating: 0, count: 8), mins = [Float](repeating: 0, count: 8)
+    static func quantizeQ4_K(_ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer) {
+        var scales: SIMD8<Float> = .zero, mins: SIMD8<Float> = .zero
         for j in 0..<8 {
             let (s, m) = fitSubBlock(x, j * 32)
             scales[j] = s; mins[j] = m
         }
-        let d = (scales.max() ?? 0) / 255, dmin = (mins.max() ?? 0) / 255
+        let d = scales.max() / 255, dmin = mins.max() / 255
         putF16(d, out); putF16(dmin, out + 2)
         let dq = Float(Float16(d)), dminq = Float(Float16(dmin))
         for j in 0..<8 {
@@ -204,7 +205,7 @@ public enum Quantizer {
 
     /// Best (scale, min) for x[lo..<lo+32] ≈ scale·n − min, n ∈ 0...15, min ≥ 0: a few candidate
     /// ranges, each refit by least squares on its codes; the one with the smallest squared error wins.
-    static func fitSubBlock(_ x: [Float], _ lo: Int) -> (Float, Float) {
+    static func fitSubBlock(_ x: UnsafePointer<Float>, _ lo: Int) -> (Float, Float) {
         var xmin = Float.infinity, xmax = -Float.infinity
         for i in 0..<32 { xmin = min(xmin, x[lo + i]); xmax = max(xmax, x[lo + i]) }
         xmin = min(xmin, 0)
@@ -217,10 +218,8 @@ public enum Quantizer {
             let inv = 1 / scale
             // Codes for this trial, then a least-squares refit of (scale, min) on them.
             var sn: Float = 0, snn: Float = 0, sx: Float = 0, snx: Float = 0
-            var codes = [Float](repeating: 0, count: 32)
             for i in 0..<32 {
                 let n = Float(max(0, min(15, Int(((x[lo + i] - xmin) * inv).rounded()))))
-                codes[i] = n
                 sn += n; snn += n * n; sx += x[lo + i]; snx += n * x[lo + i]
             }
             let det = 32 * snn - sn * sn

@@ -73,7 +73,7 @@ public enum TrainRun {
         try makeDirectory(c.output)
         let statePath = FileSystem.join(c.output, "state.safetensors")
         let tsvPath = FileSystem.join(c.output, "loss.tsv")
-        var tsv = FileSystem.exists(tsvPath) && trainer.step > 0 ? (try FileSystem.readAll(tsvPath)) : Array("step\tloss\tlr\tgrad_norm\timbalance\tdropped\trecycled\n".utf8)
+        var tsv = FileSystem.exists(tsvPath) && trainer.step > 0 ? (try FileSystem.readAll(tsvPath)) : Array("step\tloss\tlr\tgrad_norm\timbalance\tdropped\trecycled\trouter_imbalance\n".utf8)
         let start = trainerSeconds()
         var tokens = 0
         var validation: [(String, Double)] = []
@@ -82,7 +82,7 @@ public enum TrainRun {
         while trainer.step < c.steps {
             let m = try trainer.trainStep()
             tokens += m.tokens
-            tsv.append(contentsOf: "\(m.step)\t\(m.loss)\t\(m.learningRate)\t\(m.gradNorm)\t\(m.imbalance)\t\(m.dropped)\t\(m.recycled)\n".utf8)
+            tsv.append(contentsOf: "\(m.step)\t\(m.loss)\t\(m.learningRate)\t\(m.gradNorm)\t\(m.imbalance)\t\(m.dropped)\t\(m.recycled)\t\(m.routerImbalance)\n".utf8)
             if c.evalEvery > 0 && (m.step % c.evalEvery == 0 || m.step == c.steps) {
                 validation = try trainer.evaluate().map { ($0.0, $0.1) }
                 tsv.append(contentsOf: "# eval \(m.step) \(validation.map { "\($0.0)=\($0.1)" }.joined(separator: " "))\n".utf8)
@@ -125,6 +125,7 @@ public enum TrainRun {
         ]
         if let last {
             obj.append(("expert_balance", .array(last.stats.map { .double($0.imbalance) })))
+            obj.append(("router_balance", .array(last.stats.map { .double($0.routerImbalance) })))
             obj.append(("dropped_last_step", .int(Int64(last.dropped))))
             obj.append(("recycled_last_step", .int(Int64(last.recycled))))
         }

@@ -26,6 +26,8 @@ public struct StepMetrics: Sendable {
     public var stats: [ExpertStats]
     /// Mean over layers of max/mean expert load.
     public var imbalance: Double { stats.isEmpty ? 1 : stats.reduce(0) { $0 + $1.imbalance } / Double(stats.count) }
+    /// Mean over layers of max/mean of the router's choices (before capacity).
+    public var routerImbalance: Double { stats.isEmpty ? 1 : stats.reduce(0) { $0 + $1.routerImbalance } / Double(stats.count) }
     public var dropped: Int { stats.reduce(0) { $0 + $1.dropped } }
     public var recycled: Int { stats.reduce(0) { $0 + $1.recycled } }
 }

@@ -32,11 +32,15 @@ public struct ExpertStats: Sendable, Equatable {
     /// Load-balancing loss of this layer (before its coefficient).
     public var balanceLoss: Double
 
-    /// max load / mean load (1 = perfectly balanced).
-    public var imbalance: Double {
-        let total = tokensPerExpert.reduce(0, +)
-        guard total > 0, !tokensPerExpert.isEmpty else { return 1 }
-        return Double(tokensPerExpert.max() ?? 0) * Double(tokensPerExpert.count) / Double(total)
+    /// max load / mean load after capacity and recycling (1 = perfectly balanced).
+    public var imbalance: Double { Self.maxOverMean(tokensPerExpert) }
+    /// max / mean of the router's own choices, before capacity.
+    public var routerImbalance: Double { Self.maxOverMean(chosenPerExpert) }
+
+    static func maxOverMean(_ v: [Int]) -> Double {
+        let total = v.reduce(0, +)
+        guard total > 0, !v.isEmpty else { return 1 }
+        return Double(v.max() ?? 0) * Double(v.count) / Double(total)
     }
 }
 

@@ -19,7 +19,9 @@ let cliSubcommands: [ParsableCommand.Type] = [
     TokenizeCommand.self, DetokenizeCommand.self, ChatTokenizeCommand.self,
     SVRMEvalCommand.self,
     SVRMRandomCommand.self,
+    ReconstructCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
+    QuantizeCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,
     TrainCommand.self, TrainTokenizerCommand.self, PerplexityCommand.self, BPEEncodeCommand.self,
 ]

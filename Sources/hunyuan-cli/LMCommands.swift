@@ -136,70 +136,125 @@ struct RandomModelCommand: ParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure prefill and decode tokens/s of a model (random prompt, greedy decode).")
+        abstract: "Measure prefill and decode tokens/s of a model (random prompt, greedy decode), llama-bench style.",
+        discussion: """
+        One row per thread count: prefill (-p tokens in one eval) and decode (-n single-token steps after \
+        the prompt) tokens/s as mean ± sd over --reps repetitions after one warm-up, peak RSS of the \
+        process, stored model bytes, KV-cache bytes per token and the weight type. -p 0 or -n 0 skips \
+        that measurement (null in JSON). --json prints exactly one JSON array, one object per row.
+        """)
     @Argument(help: "Model folder.") var model: String
-    @Option(name: .short, help: "Prompt tokens.") var p = 128
-    @Option(name: .short, help: "Decoded tokens.") var n = 64
+    @Option(name: .short, help: "Prompt tokens (0 = skip prefill).") var p = 128
+    @Option(name: .short, help: "Decoded tokens (0 = skip decode).") var n = 64
     @Option(name: .short, help: "Comma-separated thread counts.") var t = "1,2"
-    @Option(help: "Repetitions (best is reported).") var reps = 1
-    @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Repetitions per measurement.") var reps = 3
+    @Flag(help: "Print one JSON array on stdout.") var json = false
 
     func run() throws {
         try runReporting {
-            guard p > 0, n >= 0 else { throw HYError.invalidArgument("-p must be > 0 and -n ≥ 0") }
+            guard p >= 0, n >= 0, p + n > 0 else { throw HYError.invalidArgument("-p and -n must be ≥ 0 and not both 0") }
+            guard reps >= 1 else { throw HYError.invalidArgument("--reps must be ≥ 1") }
             let threadCounts = try t.split(separator: ",").map { s -> Int in
                 guard let v = Int(s), v > 0 else { throw HYError.invalidArgument("-t: bad thread count \(s)") }
                 return v
             }
             let m = try HunyuanModel(path: model)
             var rng = SplitMix64(seed: 1)
-            let prompt = (0..<p).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
+            let prompt = (0..<max(p, 1)).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
             var rows: [JSONValue] = []
             var out = StdoutWriter()
-            if !json { out.write("threads\tprefill_tok_s\tdecode_tok_s\tkv_bytes_per_token\n") }
+            if !json {
+                out.write("type\tthreads\tparams\tmodel_bytes\tkv_bytes_per_token\tprefill_tok_s (p\(p))\tdecode_tok_s (n\(n))\tpeak_rss\n")
+            }
             for threads in threadCounts {
-                let s = try InferenceSession(model: m, contextLength: p + n + 1, threads: threads)
-                try s.eval(prompt)  // warm-up: pages in the weights
-                var bestPre = 0.0, bestDec = 0.0
-                for _ in 0..<max(1, reps) {
+                let s = try InferenceSession(model: m, contextLength: prompt.count + n + 1, threads: threads)
+                var pre: [Double] = [], dec: [Double] = []
+                for rep in 0...reps {  // rep 0 is the warm-up (pages in the weights)
                     s.reset()
                     let t0 = monotonicSeconds()
-                    try s.eval(prompt)
+                    try s.eval(p > 0 ? prompt : [prompt[0]])
                     let t1 = monotonicSeconds()
-                    var id: Int32 = 0
                     for _ in 0..<n {
                         let l = s.lastLogits
                         var best = 0
                         for i in 1..<l.count where l[i] > l[best] { best = i }
-                        id = Int32(best)
-                        try s.eval(token: id)
+                        try s.eval(token: Int32(best))
                     }
                     let t2 = monotonicSeconds()
-                    bestPre = max(bestPre, Double(p) / (t1 - t0))
-                    if n > 0 { bestDec = max(bestDec, Double(n) / (t2 - t1)) }
+                    if rep == 0 { continue }
+                    if p > 0 { pre.append(Double(p) / (t1 - t0)) }
+                    if n > 0 { dec.append(Double(n) / (t2 - t1)) }
                 }
+                let (pm, ps) = meanSD(pre), (dm, ds) = meanSD(dec)
+                let rss = peakRSSBytes()
                 let kv = s.cache.bytesPerToken
-                writeStderr("threads \(threads): prefill \(p) tokens, decode \(n) tokens\n")
+                writeStderr("threads \(threads): prefill \(p) tokens, decode \(n) tokens, \(reps) reps\n")
                 if json {
-                    rows.append(.object([("threads", .int(Int64(threads))), ("prompt_tokens", .int(Int64(p))),
-                                         ("decode_tokens", .int(Int64(n))), ("prefill_tok_s", .double(bestPre)),
-                                         ("decode_tok_s", .double(bestDec)), ("kv_bytes_per_token", .int(Int64(kv)))]))
+                    func num(_ v: Double?) -> JSONValue { v.map { .double(($0 * 100).rounded() / 100) } ?? .null }
+                    rows.append(.object([
+                        ("model", .string(model)), ("architecture", .string(m.config.architecture.rawValue)),
+                        ("type", .string(m.weightType)), ("threads", .int(Int64(threads))),
+                        ("n_prompt", .int(Int64(p))), ("n_gen", .int(Int64(n))), ("reps", .int(Int64(reps))),
+                        ("prefill_tps", num(pm)), ("prefill_tps_sd", num(ps)),
+                        ("decode_tps", num(dm)), ("decode_tps_sd", num(ds)),
+                        ("peak_rss", .int(Int64(rss))), ("model_bytes", .int(Int64(m.weightBytes))),
+                        ("params", .int(Int64(m.parameterCount))), ("kv_bytes_per_token", .int(Int64(kv))),
+                        ("cpu", .string(CPUFeatures.summary))]))
                 } else {
-                    out.write("\(threads)\t\(fmt(bestPre))\t\(fmt(bestDec))\t\(kv)\n")
+                    func f(_ m: Double?, _ sd: Double?) -> String {
+                        guard let m, let sd else { return "-" }
+                        return "\(fmt(m)) ± \(fmt(sd))"
+                    }
+                    out.write("\(m.weightType)\t\(threads)\t\(m.parameterCount)\t\(m.weightBytes)\t\(kv)\t\(f(pm, ps))\t\(f(dm, ds))\t\(rss)\n")
                 }
             }
-            if json {
-                out.write(JSONValue.object([
-                    ("model", .string(model)), ("architecture", .string(m.config.architecture.rawValue)),
-                    ("parameters", .int(Int64(m.parameterCount))), ("weight_bytes", .int(Int64(m.weightBytes))),
-                    ("results", .array(rows))]).serialized() + "\n")
-            }
+            if json { out.write(JSONValue.array(rows).serialized() + "\n") }
             out.flush()
         }
     }
 
+    /// Mean and sample standard deviation; nil for no samples (sd 0 for one).
+    func meanSD(_ v: [Double]) -> (Double?, Double?) {
+        if v.isEmpty { return (nil, nil) }
+        let mean = v.reduce(0, +) / Double(v.count)
+        if v.count == 1 { return (mean, 0) }
+        let varc = v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count - 1)
+        return (mean, varc.squareRoot())
+    }
+
+    /// Peak resident set size of this process so far, in bytes.
+    func peakRSSBytes() -> Int {
+        var u = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        return Int(u.ru_maxrss) * 1024
+    }
+
     func fmt(_ v: Double) -> String {
-        let r = (v * 10).rounded() / 10
+        let r = (v * 100).rounded() / 100
         return "\(r)"
+    }
+}
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Convert a checkpoint folder's matrices to q8_0, q4_0, q4_k, fp8 (or f16/bf16/f32).",
+        discussion: "The layout is documented on WeightFormat (HunyuanCore/Quantization.swift) and in BENCHMARKS.md. The MoE router and norms stay f32; the tied embedding/output matrix gets --type unless --output-type is given.")
+    @Argument(help: "Input model folder.") var input: String
+    @Argument(help: "Output folder (created).") var output: String
+    @Option(name: .customLong("type"), help: "q8_0, q4_0, q4_k, fp8, f16, bf16 or f32.") var type: String
+    @Option(name: .customLong("output-type"), help: "Format of the embedding/output matrix (default: --type).") var outputType: String?
+    @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+
+    func run() throws {
+        try runReporting {
+            guard let fmt = WeightFormat(rawValue: type) else { throw HYError.invalidArgument("--type \(type): expected one of \(WeightFormat.allCases.map(\.rawValue).joined(separator: ", "))") }
+            var outFmt: WeightFormat? = nil
+            if let outputType {
+                guard let f = WeightFormat(rawValue: outputType) else { throw HYError.invalidArgument("--output-type \(outputType): unknown type") }
+                outFmt = f
+            }
+            try QuantizeCheckpoint.run(input: input, output: output, type: fmt, outputType: outFmt, threads: threads)
+        }
     }
 }

@@ -19,7 +19,9 @@ struct SVRMEvalCommand: ParsableCommand {
             """)
 
     @Argument(help: "SVRM checkpoint folder (config.json optional) or .safetensors file.") var model: String
-    @Option(help: "Safetensors file with `images` and `cameras`.") var inputs: String
+    @Option(help: "Safetensors file with `images` and `cameras`.") var inputs: String?
+    @Option(help: "Skip the encoder: read `triplane` [1,3,C,R,R] from this safetensors file (e.g. an earlier output).")
+    var triplane: String?
     @Option(help: "Query points: float32 [P,3] .npy (or .safetensors with `points`).") var points: String?
     @Option(help: "SDF grid resolution N over the model's box (0 = none).") var grid: Int = 0
     @Option(name: .shortAndLong, help: "Output safetensors path.") var output: String
@@ -38,58 +40,67 @@ struct SVRMEvalCommand: ParsableCommand {
             let svrm = try SVRM(path: model, threads: threads)
             writeStderr("load: \(svrmSeconds(svrmClock() - t0)) s\n")
             let t0e = svrmClock()
-            let input = try SafetensorsFile(path: inputs)
-            guard let images = input.tensor("images"), let cameras = input.tensor("cameras") else {
-                throw HYError.invalidArgument("\(inputs): needs tensors `images` and `cameras`")
-            }
-            let c = svrm.config
-            let size = images.shape.count == 4 ? images.shape[3] : c.imageSize
-            try images.expectShape([c.numViews, c.inChannels, size, size])
-            try cameras.expectShape([c.numViews, c.cameraDim])
+            let c = svrm.config, r = c.triplaneResolution
             var items: [SafetensorsWriter.Item] = []
-            var last = svrmClock()
-            let trace: SVRMTrace? = intermediates || timings ? { name, shape, values in
-                if timings {
-                    let now = svrmClock()
-                    writeStderr("  \(name): \(svrmSeconds(now - last)) s\n")
-                    last = now
+            let tri: SVRMTriplane
+            if let triplane {
+                let f = try SafetensorsFile(path: triplane)
+                guard let t = f.tensor("triplane") else { throw HYError.invalidArgument("\(triplane): no tensor `triplane`") }
+                try t.expectShape([1, 3, c.triplaneChannels, r, r])
+                tri = try SVRMTriplane(planes: t.floats(), channels: c.triplaneChannels, resolution: r)
+            } else {
+                guard let inputs else { throw HYError.invalidArgument("give --inputs (or --triplane)") }
+                let input = try SafetensorsFile(path: inputs)
+                guard let images = input.tensor("images"), let cameras = input.tensor("cameras") else {
+                    throw HYError.invalidArgument("\(inputs): needs tensors `images` and `cameras`")
                 }
-                if !intermediates || name == "encoder_tokens" || name == "triplane" { return }
-                items.append(SafetensorsWriter.Item(name: name, shape: shape, floats: Array(values)))
-            } : nil
-            let enc = try svrm.encode(images: images.floats(), cameras: cameras.floats(), imageSize: size, trace: trace)
-            let r = c.triplaneResolution
-            let perView = 1 + (size / c.patchSize) * (size / c.patchSize)
-            items.append(.init(name: "encoder_tokens", shape: [c.numViews, perView, c.encoderWidth], floats: enc.tokens))
-            items.append(.init(name: "triplane", shape: [1, 3, c.triplaneChannels, r, r], floats: enc.triplane.planes))
-            writeStderr("encode: \(svrmSeconds(svrmClock() - t0e)) s\n")
+                let size = images.shape.count == 4 ? images.shape[3] : c.imageSize
+                try images.expectShape([c.numViews, c.inChannels, size, size])
+                try cameras.expectShape([c.numViews, c.cameraDim])
+                var last = svrmClock()
+                let trace: SVRMTrace? = intermediates || timings ? { name, shape, values in
+                    if timings {
+                        let now = svrmClock()
+                        writeStderr("  \(name): \(svrmSeconds(now - last)) s\n")
+                        last = now
+                    }
+                    if !intermediates || name == "encoder_tokens" || name == "triplane" { return }
+                    items.append(SafetensorsWriter.Item(name: name, shape: shape, floats: Array(values)))
+                } : nil
+                let enc = try svrm.encode(images: images.floats(), cameras: cameras.floats(), imageSize: size, trace: trace)
+                let perView = 1 + (size / c.patchSize) * (size / c.patchSize)
+                items.append(.init(name: "encoder_tokens", shape: [c.numViews, perView, c.encoderWidth], floats: enc.tokens))
+                items.append(.init(name: "triplane", shape: [1, 3, c.triplaneChannels, r, r], floats: enc.triplane.planes))
+                writeStderr("encode: \(svrmSeconds(svrmClock() - t0e)) s\n")
+                tri = enc.triplane
+            }
 
             if let points {
                 let pts = try Self.readPoints(points)
                 let n = pts.count / 3
                 var feats = [Float](repeating: 0, count: intermediates ? n * c.decoderInputs : 0)
                 let (sdf, rgb) = try feats.withUnsafeMutableBufferPointer { f in
-                    try svrm.query(enc.triplane, points: pts, features: intermediates ? f.baseAddress : nil)
+                    try svrm.query(tri, points: pts, features: intermediates ? f.baseAddress : nil)
                 }
                 items.append(.init(name: "points", shape: [n, 3], floats: pts))
                 items.append(.init(name: "sdf", shape: [n, 1], floats: sdf))
                 items.append(.init(name: "rgb", shape: [n, 3], floats: rgb))
                 if intermediates { items.append(.init(name: "features", shape: [n, c.decoderInputs], floats: feats)) }
                 if normals {
-                    let (g, nm) = try svrm.normals(enc.triplane, points: pts, sdf: sdf)
+                    let (g, nm) = try svrm.normals(tri, points: pts, sdf: sdf)
                     items.append(.init(name: "sdf_grad", shape: [n, 3], floats: g))
                     items.append(.init(name: "normal", shape: [n, 3], floats: nm))
                 }
             }
             if grid > 0 {
                 let t1 = svrmClock()
-                let values = try svrm.sdfGrid(enc.triplane, size: grid)
+                let values = try svrm.sdfGrid(tri, size: grid)
                 items.append(.init(name: "sdf_grid", shape: [grid, grid, grid], floats: values))
                 writeStderr("sdf grid \(grid)^3: \(svrmSeconds(svrmClock() - t1)) s\n")
             }
             if let mesh {
                 let t2 = svrmClock()
-                let m = try svrm.extractMesh(enc.triplane, resolution: meshResolution, colors: true)
+                let m = try svrm.extractMesh(tri, resolution: meshResolution, colors: true)
                 writeStderr("mesh \(meshResolution)^3: \(m.vertexCount) vertices, \(m.faceCount) faces, \(svrmSeconds(svrmClock() - t2)) s\n")
                 try m.save(mesh, overwrite: true)
             }
@@ -200,5 +211,60 @@ struct SVRMRandomCommand: ParsableCommand {
         if name.hasSuffix("pos_emb") { return (1 / 32, nil) }
         let fanIn = shape.dropFirst().reduce(1, *)
         return (1 / Float(max(fanIn, 1)).squareRoot(), nil)
+    }
+}
+
+/// `reconstruct`: 6 views + the condition image → a coloured mesh, as the official pipeline.
+struct ReconstructCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconstruct",
+        abstract: "Hunyuan3D-1.0 views → mesh: 6 generated views (azimuth 0, 60, …, 300) + the condition image.",
+        discussion: "Images are PNG files (RGB or RGBA, square; alpha is composited over white), or the `images_uint8` "
+            + "[7,H,W,C] tensor of a safetensors file (condition image last). The mesh format follows -o's extension.")
+
+    @Argument(help: "SVRM checkpoint folder or .safetensors file.") var model: String
+    @Option(parsing: .upToNextOption, help: "The 6 view PNGs in azimuth order 0, 60, 120, 180, 240, 300.") var views: [String] = []
+    @Option(help: "The condition image PNG.") var condition: String?
+    @Option(help: "Instead of PNGs: a safetensors file with images_uint8 [7,H,W,C].") var viewsU8: String?
+    @Option(name: .shortAndLong, help: "Output mesh (.glb, .obj, .ply, .stl).") var output: String
+    @Option(help: "Marching-cubes resolution.") var resolution: Int = 384
+    @Option(help: "Decimate to this many faces (0 = keep all).") var faces: Int = 90_000
+    @Option(help: "Worker threads (0 = one per processor).") var threads: Int = 0
+
+    func run() throws {
+        try runReporting {
+            var images: [SVRMPreprocess.Image] = []
+            if let viewsU8 {
+                let f = try SafetensorsFile(path: viewsU8)
+                guard let t = f.tensor("images_uint8"), t.dtype == .u8, t.shape.count == 4 else {
+                    throw HYError.invalidArgument("\(viewsU8): needs a u8 tensor images_uint8 [7,H,W,C]")
+                }
+                let per = t.shape[1] * t.shape[2] * t.shape[3]
+                let bytes = Array(t.data.bindMemory(to: UInt8.self))
+                for v in 0..<t.shape[0] {
+                    images.append(try SVRMPreprocess.Image(width: t.shape[2], height: t.shape[1], channels: t.shape[3],
+                                                           pixels: Array(bytes[(v * per)..<((v + 1) * per)])))
+                }
+            } else {
+                guard views.count == 6, let condition else {
+                    throw HYError.invalidArgument("give --views with 6 PNG files and --condition (or --views-u8)")
+                }
+                for p in views + [condition] { images.append(try PNGDecoder.read(p)) }
+            }
+            let t0 = svrmClock()
+            let svrm = try SVRM(path: model, threads: threads)
+            var o = SVRMMeshOptions()
+            o.resolution = resolution
+            o.targetFaces = faces
+            var last = svrmClock()
+            let result = try svrm.viewsToMesh(views: images, options: o, progress: { stage, _ in
+                let now = svrmClock()
+                writeStderr("[\(svrmSeconds(now - t0)) s] \(stage) (previous stage \(svrmSeconds(now - last)) s)\n")
+                last = now
+                return true
+            })
+            try result.mesh.save(output, overwrite: true)
+            writeStderr("\(result.mesh.vertexCount) vertices, \(result.mesh.faceCount) faces → \(output)\n")
+        }
     }
 }

@@ -57,7 +57,7 @@ struct TrainCommand: ParsableCommand {
                     let filled = p.totalSteps > 0 ? min(width, width * p.step / p.totalSteps) : width
                     let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
                     var line = "\r[\(bar)] step \(p.step)/\(p.totalSteps) loss \(fixed(m.loss, 4)) lr \(String(describing: Float(m.learningRate))) "
-                        + "\(Int(p.tokensPerSecond)) tok/s ETA \(formatDuration(p.eta)) balance \(fixed(m.imbalance, 2))"
+                        + "\(Int(p.tokensPerSecond)) tok/s ETA \(formatDuration(p.eta)) balance \(fixed(m.imbalance, 2)) (router \(fixed(m.routerImbalance, 2)))"
                     if m.dropped > 0 || m.recycled > 0 { line += " dropped \(m.dropped) recycled \(m.recycled)" }
                     if !p.validation.isEmpty { line += " val " + p.validation.map { "\($0.0)=\(fixed($0.1, 3))" }.joined(separator: " ") }
                     writeStderr(line + "\u{1B}[K")

@@ -225,6 +225,23 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(AdamW(options: o).groupRate(.routedExpert, batchTokens: 1024, topK: 1, experts: 8), 1)
     }
 
+    // MARK: - Tokenizer trainer
+
+    /// The textbook example worked by hand: in "aaabdaaabac" (one pre-tokenizer piece) "aa" occurs
+    /// 4 times (overlaps counted), so it is rank 256; then "ab" and "aa"+"a" tie at 2 and the smaller
+    /// id pair (97, 98) wins, rank 257 = "ab"; then ("aa", "ab") occurs twice: rank 258 = "aaab".
+    func testTokenizerTrainerTextbookMerges() throws {
+        let ranks = try TokenizerTrainer.train(texts: [Array("aaabdaaabac".utf8)], vocabSize: 259)
+        XCTAssertEqual(ranks.count, 259)
+        XCTAssertEqual(ranks[0..<256].map { $0 }, (0..<256).map { [UInt8($0)] })
+        XCTAssertEqual(ranks[256], Array("aa".utf8))
+        XCTAssertEqual(ranks[257], Array("ab".utf8))
+        XCTAssertEqual(ranks[258], Array("aaab".utf8))
+        let enc = try BPEEncoder(ranks: ranks)
+        XCTAssertEqual(try enc.encode(Array("aaabdaaabac".utf8)), [258, 100, 258, 97, 99])
+        XCTAssertEqual(enc.decode([258, 100, 258, 97, 99]), Array("aaabdaaabac".utf8))
+    }
+
     // MARK: - Loop, resume, export
 
     static func syntheticCorpus(vocab: Int, count: Int) -> [TrainCorpus] {

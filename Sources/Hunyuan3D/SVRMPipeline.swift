@@ -1,0 +1,90 @@
+import HunyuanCore
+
+/// Views → mesh as the official predictor + `SVRMModel.export_mesh_with_uv` do it (vertex-colour
+/// path, `svrm/predictor.py`, `svrm/ldm/models/svrm.py:128-224`): 7 RGB(A) views (the 6 generated
+/// views at azimuth 0…300, then the condition image) are preprocessed, encoded with the predictor's
+/// cameras, the SDF is evaluated on a resolution³ grid straight into marching cubes, the mesh is
+/// refined (`refine_mesh`, `svrm.py:86-107`: duplicate clean-up, vertex clustering at 0.007, two
+/// passes of Open3D's `filter_smooth_simple`), decimated to `targetFaces` when larger, and coloured
+/// with the decoder's RGB at the final vertices. Output vertices are in the model frame (x, y, z);
+/// `exportAxes` applies the official OBJ/GLB order (y, z, x) (`svrm.py:214, 266`).
+public struct SVRMMeshOptions: Sendable {
+    /// Marching-cubes grid side (official 384).
+    public var resolution = 384
+    /// Decimate to this many faces when the refined mesh has more (official default 10,000 in
+    /// `predictor.predict`, 90,000 in the demo scripts); 0 keeps every face.
+    public var targetFaces = 90_000
+    /// Vertex-clustering cell (official 0.007, in model units).
+    public var clusterSize: Float = 0.007
+    /// Passes of the simple neighbour-average smoothing (official 2).
+    public var smoothIterations = 2
+    /// Reorder vertices to (y, z, x) as the official exporter writes them.
+    public var exportAxes = true
+    public init() {}
+}
+
+extension SVRM {
+    /// 8-bit views → mesh (see `SVRMMeshOptions`). `progress(stage, fraction)` is called on the
+    /// calling thread between stages and returning false cancels; `abort()` is polled during the
+    /// SDF evaluation from worker threads and returning true cancels. Cancelling throws `.aborted`.
+    public func viewsToMesh(views: [SVRMPreprocess.Image], options: SVRMMeshOptions = SVRMMeshOptions(),
+                            progress: ((String, Float) -> Bool)? = nil, abort: (() -> Bool)? = nil) throws
+        -> (mesh: Mesh, triplane: SVRMTriplane) {
+        guard views.count == config.numViews else {
+            throw HYError.invalidArgument("\(views.count) views given; this model takes \(config.numViews) (6 views + the condition image last)")
+        }
+        guard config.numViews == 7 && config.cameraDim == 20 else {
+            throw HYError.unsupported("views → mesh needs the predictor's 7-view, 20-float camera layout")
+        }
+        func step(_ s: String, _ f: Float) throws {
+            if let progress, !progress(s, f) { throw HYError.aborted("reconstruction cancelled at \(s)") }
+        }
+        var images: [Float] = []
+        images.reserveCapacity(views.count * 3 * config.imageSize * config.imageSize)
+        for (i, v) in views.enumerated() {
+            do { images += try SVRMPreprocess.prepare(v, size: config.imageSize) } catch let e as HYError {
+                throw HYError(e.status, "view \(i): \(e.message)")
+            }
+        }
+        try step("encode", 0.0)
+        let enc = try encode(images: images, cameras: SVRMPreprocess.cameras())
+        try step("marching cubes", 0.6)
+        var mesh = try extractMesh(enc.triplane, resolution: options.resolution, colors: false, abort: abort)
+        try step("refine", 0.85)
+        mesh = try refine(mesh, options)
+        try step("colours", 0.95)
+        if mesh.vertexCount > 0 {
+            let (_, rgb) = try query(enc.triplane, points: mesh.positions)
+            mesh.colors = rgb.map { min(max($0, 0), 1) }
+            mesh.colorChannels = 3
+        }
+        if options.exportAxes { mesh = Self.toExportAxes(mesh) }
+        try step("done", 1.0)
+        return (mesh, enc.triplane)
+    }
+
+    /// `refine_mesh` + decimation: clean-up, vertex clustering, simple smoothing, quadric decimation.
+    public func refine(_ m: Mesh, _ o: SVRMMeshOptions) throws -> Mesh {
+        var mesh = try MeshOps.clean(m)
+        if mesh.faceCount == 0 { return mesh }
+        if o.clusterSize > 0 { mesh = try MeshOps.vertexClustering(mesh, voxelSize: o.clusterSize) }
+        // Open3D filter_smooth_simple: v ← (v + Σ neighbours) / (1 + n), i.e. λ = n/(n+1) ≈ 6/7 on a
+        // regular surface; the uniform Laplacian step with that λ is used.
+        if o.smoothIterations > 0 { mesh = MeshOps.laplacianSmooth(mesh, iterations: o.smoothIterations, lambda: 6.0 / 7.0) }
+        if o.targetFaces > 0 && mesh.faceCount > o.targetFaces { mesh = try MeshOps.decimate(mesh, targetFaces: o.targetFaces) }
+        return mesh
+    }
+
+    /// Vertices (x, y, z) → (y, z, x), the official exporter's order (normals likewise).
+    public static func toExportAxes(_ m: Mesh) -> Mesh {
+        var out = m
+        func swizzle(_ a: [Float]) -> [Float] {
+            var r = a
+            for i in 0..<(a.count / 3) { r[3 * i] = a[3 * i + 1]; r[3 * i + 1] = a[3 * i + 2]; r[3 * i + 2] = a[3 * i] }
+            return r
+        }
+        out.positions = swizzle(m.positions)
+        if let n = m.normals { out.normals = swizzle(n) }
+        return out
+    }
+}

@@ -1,0 +1,169 @@
+import XCTest
+@testable import HunyuanCore
+
+/// Quantized weight kernels against the f32 reference on random data. The references are
+/// independent of the code under test: plain f32 dot products over the original weights (error
+/// bounds per format), a brute-force nearest-value search for the E4M3 encoder (FloatBits), and each
+/// integer path (scalar, AVX2, AVX-512 VNNI) against the f32 product of the dequantized weights.
+final class KernelTests: XCTestCase {
+    final class Bytes { let p: UnsafeMutableRawBufferPointer
+        init(_ a: [UInt8]) { p = .allocate(byteCount: max(a.count, 1), alignment: 64); if !a.isEmpty { p.copyMemory(from: UnsafeRawBufferPointer(start: a, count: a.count)) } }
+        deinit { p.deallocate() } }
+
+    struct RNG { var s: UInt64
+        mutating func next() -> Float { s = s &* 6364136223846793005 &+ 1442695040888963407; return Float(Double(s >> 11) / Double(1 << 53)) * 2 - 1 } }
+
+    /// A random [rows, cols] matrix with per-row magnitudes spread over two decades (like real layers).
+    func randomMatrix(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
+        var g = RNG(s: seed)
+        var w = [Float](repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            let mag = Float(pow(10, Double(g.next())))
+            for c in 0..<cols { w[r * cols + c] = mag * g.next() * (g.next() > 0.98 ? 4 : 1) }
+        }
+        return w
+    }
+
+    func quantized(_ w: [Float], _ rows: Int, _ cols: Int, _ f: WeightFormat) throws -> (WeightMatrix, [AnyObject]) {
+        if f == .fp8 {
+            var codes = [UInt8](repeating: 0, count: rows * cols), scales = [Float](repeating: 0, count: rows)
+            Quantizer.quantizeFP8(w, rows: rows, cols: cols, codes: &codes, scales: &scales)
+            let b = Bytes(codes)
+            let t = Tensor(name: "w", dtype: .f8e4m3, shape: [rows, cols], data: UnsafeRawBufferPointer(b.p), owner: b)
+            let st = Tensor(name: "w_scale", shape: [rows], floats: scales)
+            return (try WeightMatrix(t, rows: rows, cols: cols, scale: st), [b])
+        }
+        let rb = f.rowBytes(cols)
+        var bytes = [UInt8](repeating: 0, count: rows * rb)
+        bytes.withUnsafeMutableBytes { out in
+            w.withUnsafeBufferPointer { src in
+                for r in 0..<rows { Quantizer.quantizeRow(f, src.baseAddress! + r * cols, cols: cols, out.baseAddress! + r * rb) }
+            }
+        }
+        let b = Bytes(bytes)
+        let t = Tensor(name: "w", dtype: .u8, shape: [rows, f.blocksPerRow(cols), f.blockBytes], data: UnsafeRawBufferPointer(b.p), owner: b)
+        return (try WeightMatrix(t, rows: rows, cols: cols), [b])
+    }
+
+    func relErr(_ a: [Float], _ b: [Float]) -> Float {
+        var num: Float = 0, den: Float = 0
+        for i in 0..<a.count { num += (a[i] - b[i]) * (a[i] - b[i]); den += b[i] * b[i] }
+        return (num / max(den, 1e-30)).squareRoot()
+    }
+
+    func referenceMatvec(_ w: [Float], _ x: [Float], _ rows: Int, _ cols: Int) -> [Float] {
+        (0..<rows).map { r in
+            var s: Double = 0
+            for c in 0..<cols { s += Double(w[r * cols + c]) * Double(x[c]) }
+            return Float(s)
+        }
+    }
+
+    /// Documented error bounds (relative RMS over the matrix / output vector) per format.
+    /// (Output errors of a few rows scatter around the weight error: bounds are ~1.6x wider.)
+    static let weightBound: [WeightFormat: Float] = [.q8_0: 0.008, .q4_0: 0.12, .q4_k: 0.09, .fp8: 0.035]
+    static let outputBound: [WeightFormat: Float] = [.q8_0: 0.02, .q4_0: 0.16, .q4_k: 0.13, .fp8: 0.07]
+
+    func testQuantizedMatvecAgainstF32OnAllPaths() throws {
+        let pool = ThreadPool(threads: 2)
+        defer { quantKernelPathOverride = .auto }
+        for (rows, cols) in [(67, 200), (48, 512), (5, 2048)] {
+            let w = randomMatrix(rows, cols, seed: UInt64(rows * 1000 + cols))
+            var g = RNG(s: 99)
+            let x = (0..<cols).map { _ in g.next() }
+            let exact = referenceMatvec(w, x, rows, cols)
+            for f in [WeightFormat.q8_0, .q4_0, .q4_k, .fp8] {
+                let (m, keep) = try quantized(w, rows, cols, f)
+                // Dequantized weights vs original.
+                var deq = [Float](repeating: 0, count: rows * cols)
+                deq.withUnsafeMutableBufferPointer { d in for r in 0..<rows { m.copyRow(r, into: d.baseAddress! + r * cols) } }
+                let we = relErr(deq, w)
+                XCTAssertLessThan(we, Self.weightBound[f]!, "\(f) weights \(rows)x\(cols)")
+                let yDeq = referenceMatvec(deq, x, rows, cols)
+                var results: [QuantKernelPath: [Float]] = [:]
+                let paths: [QuantKernelPath] = CPUFeatures.avx512vnni ? [.scalar, .avx2, .vnni] : [.scalar, .avx2]
+                for path in paths {
+                    quantKernelPathOverride = path
+                    var y = [Float](repeating: 0, count: rows)
+                    x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+                        matvec(m, xb.baseAddress!, yb.baseAddress!, pool: pool) } }
+                    let eOut = relErr(y, exact)
+                    XCTAssertLessThan(eOut, Self.outputBound[f]!, "\(f) \(path) output vs f32 \(rows)x\(cols)")
+                    // Against the dequantized weights only activation rounding remains (fp8 has none).
+                    XCTAssertLessThan(relErr(y, yDeq), f == .fp8 ? 1e-5 : 0.01, "\(f) \(path) vs dequantized")
+                    results[path] = y
+                    if path == .avx2 && rows == 67 {
+                        print("kernel \(f) \(rows)x\(cols): weight rel.err \(we), output rel.err \(eOut)")
+                    }
+                }
+                // The integer paths compute the same integer sums: equal up to float summation order.
+                if let a = results[.avx2], let s = results[.scalar] { XCTAssertLessThan(relErr(a, s), 1e-5, "\(f) avx2 vs scalar") }
+                if let v = results[.vnni], let a = results[.avx2] { XCTAssertLessThan(relErr(v, a), 1e-6, "\(f) vnni vs avx2") }
+                // Prefill (t > 1 tokens) dequantizes tiles for sgemm: must match the dequantized product.
+                let t = 3
+                var xs = [Float](repeating: 0, count: t * cols)
+                for i in 0..<(t * cols) { xs[i] = g.next() }
+                var ys = [Float](repeating: 0, count: t * rows)
+                xs.withUnsafeBufferPointer { xb in ys.withUnsafeMutableBufferPointer { yb in
+                    linear(m, xb.baseAddress!, t, yb.baseAddress!, pool: pool) } }
+                for i in 0..<t {
+                    let ref = referenceMatvec(deq, Array(xs[(i * cols)..<((i + 1) * cols)]), rows, cols)
+                    XCTAssertLessThan(relErr(Array(ys[(i * rows)..<((i + 1) * rows)]), ref), 1e-5, "\(f) prefill token \(i)")
+                }
+                withExtendedLifetime(keep) {}
+            }
+        }
+    }
+
+    func testQ4KBeatsQ4_0OnGaussianWeights() throws {
+        // Weights of trained layers are roughly Gaussian with outliers; q4_k's fitted asymmetric
+        // sub-block ranges must reconstruct them better than q4_0's symmetric max-scaled blocks.
+        var g = RNG(s: 5)
+        let rows = 32, cols = 1024
+        let w: [Float] = (0..<(rows * cols)).map { _ in
+            let u = max(1e-7, (g.next() + 1) / 2), v = g.next() * .pi
+            return (-2 * log(u)).squareRoot() * cos(v) * 0.02
+        }
+        var errs: [WeightFormat: Float] = [:]
+        for f in [WeightFormat.q4_0, .q4_k] {
+            let (m, keep) = try quantized(w, rows, cols, f)
+            var deq = [Float](repeating: 0, count: rows * cols)
+            deq.withUnsafeMutableBufferPointer { d in for r in 0..<rows { m.copyRow(r, into: d.baseAddress! + r * cols) } }
+            errs[f] = relErr(deq, w)
+            withExtendedLifetime(keep) {}
+        }
+        print("gaussian weights rel.err: q4_0 \(errs[.q4_0]!), q4_k \(errs[.q4_k]!)")
+        XCTAssertLessThan(errs[.q4_k]!, errs[.q4_0]!)
+    }
+
+    func testE4M3EncoderMatchesBruteForce() {
+        // Every code round-trips; random values pick the same code as the exhaustive search.
+        for code in UInt8(0)...UInt8(0x7E) {
+            XCTAssertEqual(Quantizer.e4m3(FloatBits.e4m3Decode(code)), code)
+            XCTAssertEqual(Quantizer.e4m3(-FloatBits.e4m3Decode(code)), code == 0 ? 0x80 : code | 0x80)
+        }
+        var g = RNG(s: 7)
+        for _ in 0..<3000 {
+            let v = g.next() * Float(pow(2, Double(Int(g.next() * 12))))
+            XCTAssertEqual(Quantizer.e4m3(v), FloatBits.floatToE4M3(v), "\(v)")
+        }
+        // The f16-based widening used by the fp8 kernel decodes every code (×256) exactly.
+        for code in UInt8(0)...UInt8(0x7E) {
+            var b: [UInt8] = [code, code | 0x80, 0, 0, 0, 0, 0, 0]
+            let v = b.withUnsafeMutableBytes { FP8Loader.load8(UnsafeRawPointer($0.baseAddress!), 0) }
+            XCTAssertEqual(v[0] * 256, FloatBits.e4m3Decode(code))
+            XCTAssertEqual(v[1] * 256, -FloatBits.e4m3Decode(code))
+        }
+    }
+
+    func testMalformedQuantizedTensorIsAFormatError() {
+        let b = Bytes([UInt8](repeating: 0, count: 4 * 2 * 34))
+        let t = Tensor(name: "bad", dtype: .u8, shape: [4, 2, 34], data: UnsafeRawBufferPointer(b.p), owner: b)
+        XCTAssertThrowsError(try WeightMatrix(t, rows: 4, cols: 100))  // 100 cols need 4 blocks
+        XCTAssertNoThrow(try WeightMatrix(t, rows: 4, cols: 64))
+        let t2 = Tensor(name: "bad2", dtype: .u8, shape: [4, 2, 35], data: UnsafeRawBufferPointer(b.p), owner: b)
+        XCTAssertThrowsError(try WeightMatrix(t2, rows: 4, cols: 64))
+        let f8 = Tensor(name: "f8", dtype: .f8e4m3, shape: [4, 64], data: UnsafeRawBufferPointer(b.p), owner: b)
+        XCTAssertThrowsError(try WeightMatrix(f8, rows: 4, cols: 64))  // no scale
+    }
+}
