@@ -55,6 +55,11 @@ int main(int argc, char **argv) {
     LOAD(hy_mesh_save);
     LOAD(hy_mesh_load);
     LOAD(hy_mesh_render_preview);
+    LOAD(hy_mesh_new);
+    LOAD(hy_mesh_colors);
+    LOAD(hy_mesh_set_colors);
+    LOAD(hy_mesh_uvs);
+    LOAD(hy_mesh_cluster);
 
     static float grid[N * N * N];
     for (int x = 0; x < N; x++)
@@ -125,6 +130,54 @@ int main(int argc, char **argv) {
     p_hy_mesh_free(l);
     unlink(path);
     unlink(png);
+
+    /* caller arrays, colours, UVs, clustering */
+    {
+        const float tet[12] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1};
+        const uint32_t tf[12] = {0, 2, 1, 0, 1, 3, 0, 3, 2, 1, 2, 3};
+        hy_mesh *t = NULL;
+        EXPECT_STATUS(p_hy_mesh_new(tet, 4, tf, 4, &t), HY_OK);
+        hy_mesh_stats ts;
+        memset(&ts, 0, sizeof ts);
+        ts.struct_size = sizeof ts;
+        EXPECT_STATUS(p_hy_mesh_get_stats(t, &ts), HY_OK);
+        CHECK(ts.watertight && fabs(ts.volume - 1.0 / 6.0) < 1e-6, "tetrahedron volume %f (1/6)", ts.volume);
+        int32_t ch = -1;
+        CHECK(p_hy_mesh_colors(t, &ch) == NULL && p_hy_mesh_uvs(t) == NULL, "no colours / uvs yet");
+        const float rgba[16] = {1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 0.5f};
+        EXPECT_STATUS(p_hy_mesh_set_colors(t, rgba, 16, 4), HY_OK);
+        const float *c = p_hy_mesh_colors(t, &ch);
+        CHECK(c != NULL && ch == 4 && c[15] == 0.5f, "colours stored (channels %d)", ch);
+        EXPECT_STATUS(p_hy_mesh_set_colors(t, rgba, 15, 4), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_set_colors(t, rgba, 16, 2), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_set_colors(NULL, rgba, 16, 4), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_set_colors(t, NULL, 0, 3), HY_OK);
+        CHECK(p_hy_mesh_colors(t, NULL) == NULL, "colours removed");
+        EXPECT_STATUS(p_hy_mesh_cluster(t, 0.0f), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_cluster(t, -1.0f), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_cluster(t, NAN), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_cluster(NULL, 0.1f), HY_ERR_INVALID_ARGUMENT);
+        p_hy_mesh_free(t);
+        const uint32_t bad_faces[3] = {0, 1, 4};
+        EXPECT_STATUS(p_hy_mesh_new(tet, 4, bad_faces, 1, &t), HY_ERR_INVALID_ARGUMENT);
+        const float nan_pos[3] = {NAN, 0, 0};
+        const uint32_t one[3] = {0, 0, 0};
+        EXPECT_STATUS(p_hy_mesh_new(nan_pos, 1, one, 1, &t), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_new(NULL, 4, tf, 4, &t), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_mesh_new(tet, 4, tf, 4, NULL), HY_ERR_INVALID_ARGUMENT);
+        /* clustering the marching-cubes sphere keeps it closed and about the same size */
+        hy_mesh *k = NULL;
+        EXPECT_STATUS(p_hy_mesh_from_grid(grid, (size_t)N * N * N, dims, NULL, 0.0f, 0, 1, &k), HY_OK);
+        size_t before = p_hy_mesh_face_count(k);
+        EXPECT_STATUS(p_hy_mesh_cluster(k, 2.0f), HY_OK);
+        hy_mesh_stats ks;
+        memset(&ks, 0, sizeof ks);
+        ks.struct_size = sizeof ks;
+        EXPECT_STATUS(p_hy_mesh_get_stats(k, &ks), HY_OK);
+        CHECK(ks.n_faces < before && ks.n_faces > 100, "clustered %zu -> %llu faces", before, (unsigned long long)ks.n_faces);
+        CHECK(fabs(ks.volume - volume) < 0.05 * volume, "clustered volume %f vs %f", ks.volume, volume);
+        p_hy_mesh_free(k);
+    }
 
     /* errors */
     hy_mesh *e = NULL;
