@@ -157,7 +157,7 @@ public struct WeightMatrix: @unchecked Sendable {
             convertRow(FP8Loader.self, row(r), cols, out)
             let s = rowScale?.buffer[r] ?? 1
             for i in 0..<cols { out[i] *= s }
-        case .q8_0, .q4_0, .q4_k: Quantizer.dequantizeRow(format, row(r), cols: cols, out)
+        case .q8_0, .q4_0, .q4_k: hyi_dequant_row(format.kernelCode, row(r), Int64(cols), out)
         }
     }
 }
@@ -263,8 +263,8 @@ func matvecRange(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ xq: QuantizedAc
     case .f16: matvecRows(F16Loader.self, w, x, y, range)
     case .f32: matvecRows(F32Loader.self, w, x, y, range)
     case .fp8:
-        matvecRows(FP8Loader.self, w, x, y, range)
-        if let s = w.rowScale?.buffer.baseAddress { for r in range { y[r] *= s[r] } }
+        guard let s = w.rowScale?.buffer.baseAddress else { return }
+        hyi_matvec_fp8(resolvedQuantPath, w.base, w.rowBytes, Int64(range.lowerBound), Int64(range.upperBound), x, Int64(w.cols), s, y)
     case .q8_0, .q4_0, .q4_k:
         guard let xq else { return }
         hyi_matvec_q(w.format.kernelCode, resolvedQuantPath, w.base, w.rowBytes, Int64(range.lowerBound),

@@ -83,7 +83,8 @@ final class AdamW {
         step += 1
         let o = options
         let c = params.config
-        let norm = Self.gradNorm(params.all)
+        let list = params.trainable
+        let norm = Self.gradNorm(list)
         let clip: Float = o.clipNorm > 0 && norm > o.clipNorm ? Float(o.clipNorm / norm) : 1
         let sched = scheduleFactor(step)
         let b1 = Float(o.beta1), b2 = Float(o.beta2), eps = Float(o.epsilon)
@@ -92,7 +93,6 @@ final class AdamW {
         let rates = Dictionary(uniqueKeysWithValues: ParamGroup.allCases.map {
             ($0, sched * groupRate($0, batchTokens: batchTokens, topK: topK, experts: c.numExperts))
         })
-        let list = params.all
         let body: (Int) -> Void = { idx in
             let p = list[idx]
             let lr = Float(rates[p.group] ?? 0)

@@ -11,7 +11,8 @@ import HunyuanCore
 ///       "clip_norm": 1.0, "beta1": 0.9, "beta2": 0.95, "expert_lr": true, "b_noise": null,
 ///       "capacity_factor": 1.25, "recycle_routing": true, "aux_loss_coef": 0.01,
 ///       "eval_every": 100, "eval_windows": 64, "checkpoint_every": 200, "save_dtype": "bf16",
-///       "seed": 1, "threads": 0, "resume": true, "time_budget_seconds": 0 }
+///       "seed": 1, "threads": 0, "resume": true, "time_budget_seconds": 0,
+///       "lora": { "rank": 8, "alpha": 16, "targets": ["attention", "experts"] } }
 ///
 /// Relative paths are resolved against `baseDirectory` (the config file's folder).
 public struct TrainConfig: Sendable {
@@ -28,6 +29,8 @@ public struct TrainConfig: Sendable {
     public var steps = 100
     public var optimizer = OptimizerOptions()
     public var moe = MoETrainingOptions()
+    /// LoRA fine-tuning instead of full training (nil = full).
+    public var lora: LoRAOptions? = nil
     public var evalEvery = 0
     public var evalWindows = 64
     public var checkpointEvery = 0
@@ -110,6 +113,23 @@ public struct TrainConfig: Sendable {
             case "threads": c.threads = try int(v, k)
             case "resume": c.resume = try bool(v, k)
             case "time_budget_seconds": c.timeBudgetSeconds = try num(v, k)
+            case "lora":
+                guard case .object(let lo) = v else { throw bad("lora must be an object {rank, alpha, targets}") }
+                var o = LoRAOptions()
+                for (lk, lv) in lo {
+                    switch lk {
+                    case "rank": o.rank = try int(lv, "lora.rank", min: 1)
+                    case "alpha": o.alpha = try num(lv, "lora.alpha")
+                    case "targets":
+                        guard let t = lv.arrayValue?.compactMap(\.stringValue), !t.isEmpty,
+                              t.allSatisfy({ $0 == "attention" || $0 == "experts" }) else {
+                            throw bad("lora.targets must list \"attention\" and/or \"experts\"")
+                        }
+                        o.attention = t.contains("attention"); o.experts = t.contains("experts")
+                    default: throw bad("unknown key lora.\(lk)")
+                    }
+                }
+                c.lora = o
             default:
                 if !k.hasPrefix("_") && k != "comment" { throw bad("unknown key \"\(k)\"") }
             }

@@ -23,6 +23,7 @@ public struct TrainProgress: Sendable {
 ///   output/model/              HF checkpoint (config.json, generation_config.json, model.safetensors, hy.tiktoken)
 ///   output/metrics.json        the final metrics (also returned)
 ///   output/loss.tsv            step, loss, lr, grad norm, balance, dropped, recycled per step
+///   output/experts.tsv         per step and layer: capacity, dropped, recycled, tokens and choices per expert
 public enum TrainRun {
     /// Loads data and model and builds the trainer (resuming when a state exists and `resume`).
     public static func prepare(_ c: TrainConfig, log: (String) -> Void = { _ in }) throws -> Trainer {
@@ -38,6 +39,10 @@ public enum TrainRun {
             model.params.initializeRandom(std: c.initStd, seed: c.seed)
         } else {
             throw HYError.invalidArgument("train config needs \"model\" or \"init_from\"")
+        }
+        if let lora = c.lora {
+            try model.enableLoRA(lora, seed: c.seed)
+            log("LoRA rank \(lora.rank) on \(lora.attention ? "attention " : "")\(lora.experts ? "experts" : ""): \(model.trainableNames.count) adapter tensors")
         }
         guard let tokPath = c.tokenizer else { throw HYError.invalidArgument("train config needs \"tokenizer\" to read the data") }
         let enc = try BPEEncoder(path: tokPath)
@@ -74,6 +79,11 @@ public enum TrainRun {
         let statePath = FileSystem.join(c.output, "state.safetensors")
         let tsvPath = FileSystem.join(c.output, "loss.tsv")
         var tsv = FileSystem.exists(tsvPath) && trainer.step > 0 ? (try FileSystem.readAll(tsvPath)) : Array("step\tloss\tlr\tgrad_norm\timbalance\tdropped\trecycled\trouter_imbalance\n".utf8)
+        // Per-layer expert load of every step: tokens per expert (after capacity/recycling), the router's
+        // own choices, dropped and recycled slots.
+        let expertsPath = FileSystem.join(c.output, "experts.tsv")
+        var experts = FileSystem.exists(expertsPath) && trainer.step > 0 ? (try FileSystem.readAll(expertsPath))
+            : Array("step\tlayer\tcapacity\tdropped\trecycled\ttokens_per_expert\tchosen_per_expert\n".utf8)
         let start = trainerSeconds()
         var tokens = 0
         var validation: [(String, Double)] = []
@@ -83,6 +93,12 @@ public enum TrainRun {
             let m = try trainer.trainStep()
             tokens += m.tokens
             tsv.append(contentsOf: "\(m.step)\t\(m.loss)\t\(m.learningRate)\t\(m.gradNorm)\t\(m.imbalance)\t\(m.dropped)\t\(m.recycled)\t\(m.routerImbalance)\n".utf8)
+            for (l, st) in m.stats.enumerated() {
+                let cap = st.capacity == Int.max ? -1 : st.capacity
+                experts.append(contentsOf: ("\(m.step)\t\(l)\t\(cap)\t\(st.dropped)\t\(st.recycled)\t"
+                    + st.tokensPerExpert.map(String.init).joined(separator: ",") + "\t"
+                    + st.chosenPerExpert.map(String.init).joined(separator: ",") + "\n").utf8)
+            }
             if c.evalEvery > 0 && (m.step % c.evalEvery == 0 || m.step == c.steps) {
                 validation = try trainer.evaluate().map { ($0.0, $0.1) }
                 tsv.append(contentsOf: "# eval \(m.step) \(validation.map { "\($0.0)=\($0.1)" }.joined(separator: " "))\n".utf8)
@@ -95,6 +111,7 @@ public enum TrainRun {
             if c.checkpointEvery > 0 && m.step % c.checkpointEvery == 0 {
                 try trainer.saveState(to: statePath)
                 try writeBytes(tsv, to: tsvPath)
+                try writeBytes(experts, to: expertsPath)
             }
             if !progress(TrainProgress(step: m.step, totalSteps: c.steps, metrics: m, tokensPerSecond: tps, elapsed: elapsed,
                                        eta: eta, validation: validation)) || budgetHit {
@@ -104,6 +121,7 @@ public enum TrainRun {
         }
         try trainer.saveState(to: statePath)
         try writeBytes(tsv, to: tsvPath)
+        try writeBytes(experts, to: expertsPath)
         let modelDir = FileSystem.join(c.output, "model")
         try trainer.saveCheckpoint(to: modelDir)
         if let tok = c.tokenizer {
@@ -126,6 +144,11 @@ public enum TrainRun {
         if let last {
             obj.append(("expert_balance", .array(last.stats.map { .double($0.imbalance) })))
             obj.append(("router_balance", .array(last.stats.map { .double($0.routerImbalance) })))
+            obj.append(("expert_load_last_step", .array(last.stats.map { st in
+                .object([("tokens_per_expert", .array(st.tokensPerExpert.map { .int(Int64($0)) })),
+                         ("chosen_per_expert", .array(st.chosenPerExpert.map { .int(Int64($0)) })),
+                         ("dropped", .int(Int64(st.dropped))), ("recycled", .int(Int64(st.recycled)))])
+            })))
             obj.append(("dropped_last_step", .int(Int64(last.dropped))))
             obj.append(("recycled_last_step", .int(Int64(last.recycled))))
         }

@@ -150,7 +150,7 @@ public final class Trainer {
     /// continues exactly as if the run had not stopped.
     public func saveState(to path: String) throws {
         var items: [SafetensorsWriter.Item] = []
-        for p in model.params.all {
+        for p in model.params.all + model.params.adapters {
             for (prefix, b) in [("", p.value), ("adam_m.", p.m), ("adam_v.", p.v)] {
                 items.append(SafetensorsWriter.Item(name: prefix + p.name, shape: p.shape,
                                                     floats: Array(UnsafeBufferPointer(start: b.p, count: p.count))))
@@ -166,7 +166,7 @@ public final class Trainer {
         guard let stepText = f.metadata.first(where: { $0.0 == "step" })?.1, let s = Int(stepText), s >= 0 else {
             throw HYError.format("\(path): not a trainer state (no step in its metadata)")
         }
-        for p in model.params.all {
+        for p in model.params.all + model.params.adapters {
             for (prefix, b) in [("", p.value), ("adam_m.", p.m), ("adam_v.", p.v)] {
                 guard let t = f.tensor(prefix + p.name) else { throw HYError.format("\(path): missing tensor \(prefix + p.name)") }
                 try t.expectShape(p.shape)

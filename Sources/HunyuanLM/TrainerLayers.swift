@@ -69,12 +69,14 @@ func linearForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, rows n:
 }
 
 /// Backward of `linearForward`: dW[out, in] += dyᵀ · x; dx[n, in] (=, or += when `accumulate`) dy · W.
-/// `dx` nil skips the input gradient.
+/// `dx` nil skips the input gradient, `dW` nil the weight gradient (a frozen weight).
 func linearBackward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                    rows n: Int, inF: Int, outF: Int, dW: UnsafeMutablePointer<Float>,
+                    rows n: Int, inF: Int, outF: Int, dW: UnsafeMutablePointer<Float>?,
                     dx: UnsafeMutablePointer<Float>?, accumulate: Bool, pool: ThreadPool?) {
-    gemm(transA: true, transB: false, m: outF, n: inF, k: n, a: dy, lda: outF, b: x, ldb: inF,
-         beta: 1, c: dW, ldc: inF, pool: pool)
+    if let dW {
+        gemm(transA: true, transB: false, m: outF, n: inF, k: n, a: dy, lda: outF, b: x, ldb: inF,
+             beta: 1, c: dW, ldc: inF, pool: pool)
+    }
     if let dx {
         gemm(transA: false, transB: false, m: n, n: inF, k: outF, a: dy, lda: outF, b: w, ldb: inF,
              beta: accumulate ? 1 : 0, c: dx, ldc: inF, pool: pool)

@@ -244,10 +244,10 @@ enum TrainerMoE {
                            u: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
                            pool: ThreadPool?) {
         let w = m.width
-        linearForward(x, m.gate.w, rows: n, inF: d, outF: w, g, pool: pool)
-        linearForward(x, m.up.w, rows: n, inF: d, outF: w, u, pool: pool)
+        project(m.gate, x, rows: n, inF: d, outF: w, g, pool: pool)
+        project(m.up, x, rows: n, inF: d, outF: w, u, pool: pool)
         swigluForward(g, u, n * w, h)
-        linearForward(h, m.down.w, rows: n, inF: w, outF: d, y, pool: pool)
+        project(m.down, h, rows: n, inF: w, outF: d, y, pool: pool)
     }
 
     /// Backward of `mlpForward` (overwrites g and u with their gradients).
@@ -256,9 +256,9 @@ enum TrainerMoE {
                             dx: UnsafeMutablePointer<Float>, accumulate: Bool, pool: ThreadPool?) {
         let w = m.width
         let dh = Buf(n * w)
-        linearBackward(h, m.down.w, dy, rows: n, inF: w, outF: d, dW: m.down.g, dx: dh.p, accumulate: false, pool: pool)
+        projectBackward(m.down, h, dy, rows: n, inF: w, outF: d, dx: dh.p, accumulate: false, pool: pool)
         swigluBackward(g, u, dh.p, n * w, dg: g, du: u)
-        linearBackward(x, m.gate.w, g, rows: n, inF: d, outF: w, dW: m.gate.g, dx: dx, accumulate: accumulate, pool: pool)
-        linearBackward(x, m.up.w, u, rows: n, inF: d, outF: w, dW: m.up.g, dx: dx, accumulate: true, pool: pool)
+        projectBackward(m.gate, x, g, rows: n, inF: d, outF: w, dx: dx, accumulate: accumulate, pool: pool)
+        projectBackward(m.up, x, u, rows: n, inF: d, outF: w, dx: dx, accumulate: true, pool: pool)
     }
 }

@@ -70,6 +70,12 @@ public final class TrainerModel: @unchecked Sendable {
 
     public var parameterCount: Int { params.parameterCount }
     public var parameterNames: [String] { params.all.map(\.name) }
+    /// Names of what the optimizer updates (all parameters, or the LoRA adapters).
+    public var trainableNames: [String] { params.trainable.map(\.name) }
+
+    /// LoRA fine-tuning: freezes the model and trains low-rank adapters on the chosen projections;
+    /// saved checkpoints hold the merged weights.
+    public func enableLoRA(_ o: LoRAOptions, seed: UInt64 = 0) throws { try params.enableLoRA(o, seed: seed) }
 
     /// Copy of a parameter's gradient (nil for an unknown name).
     public func gradient(_ name: String) -> [Float]? {
@@ -121,14 +127,14 @@ public final class TrainerModel: @unchecked Sendable {
             tapes.append(lt)
             lt.xIn.p.update(from: x.p, count: n * d)
             rmsnormForward(x.p, lw.inputNorm.w, rows: n, dim: d, eps: eps, lt.xn1.p, rinv: lt.rin1.p)
-            linearForward(lt.xn1.p, lw.q.w, rows: n, inF: d, outF: qw, lt.qRope.p, pool: pool)
+            project(lw.q, lt.xn1.p, rows: n, inF: d, outF: qw, lt.qRope.p, pool: pool)
             ropeRows(lt.qRope.p, rows: n, seqLen: t, heads: nh, headDim: hd, table: table.p, inverse: false)
             if let wk = lw.k, let wv = lw.v {
                 let g = KVGroupTape(c, rows: n)
                 groups.append(g)
-                linearForward(lt.xn1.p, wk.w, rows: n, inF: d, outF: kw, g.kRope.p, pool: pool)
+                project(wk, lt.xn1.p, rows: n, inF: d, outF: kw, g.kRope.p, pool: pool)
                 ropeRows(g.kRope.p, rows: n, seqLen: t, heads: nkv, headDim: hd, table: table.p, inverse: false)
-                linearForward(lt.xn1.p, wv.w, rows: n, inF: d, outF: kw, g.v.p, pool: pool)
+                project(wv, lt.xn1.p, rows: n, inF: d, outF: kw, g.v.p, pool: pool)
                 if c.useQKNorm {
                     rmsnormForward(g.kRope.p, nil, rows: n * nkv, dim: hd, eps: eps, g.kHat.p, rinv: g.kRinv.p)
                 } else {
@@ -145,7 +151,7 @@ public final class TrainerModel: @unchecked Sendable {
             }
             attentionForward(q: lt.qn.p, k: lt.kn.p, v: g.v.p, batch: batch, seqLen: t, heads: nh, kvHeads: nkv,
                              headDim: hd, probs: lt.probs.p, out: lt.att.p, pool: pool)
-            linearForward(lt.att.p, lw.o.w, rows: n, inF: qw, outF: d, tmp.p, pool: pool)
+            project(lw.o, lt.att.p, rows: n, inF: qw, outF: d, tmp.p, pool: pool)
             for i in 0..<(n * d) { x[i] += tmp[i] }
             lt.xMid.p.update(from: x.p, count: n * d)
             rmsnormForward(x.p, lw.postNorm.w, rows: n, dim: d, eps: eps, lt.xn2.p, rinv: lt.rin2.p)
@@ -179,7 +185,7 @@ public final class TrainerModel: @unchecked Sendable {
             rmsnormBackward(lt.xMid.p, lw.postNorm.w, rinv: lt.rin2.p, dxn.p, rows: n, dim: d, dx: dx.p,
                             accumulate: true, dw: lw.postNorm.g)
             // xMid = xIn + o(attention(norm(xIn)))
-            linearBackward(lt.att.p, lw.o.w, dx.p, rows: n, inF: qw, outF: d, dW: lw.o.g, dx: dAtt.p,
+            projectBackward(lw.o, lt.att.p, dx.p, rows: n, inF: qw, outF: d, dx: dAtt.p,
                            accumulate: false, pool: pool)
             dkn.zero()
             attentionBackward(q: lt.qn.p, k: lt.kn.p, v: g.v.p, probs: lt.probs.p, dOut: dAtt.p, batch: batch,
@@ -197,7 +203,7 @@ public final class TrainerModel: @unchecked Sendable {
             }
             // dAtt now holds d(qRope).
             ropeRows(dAtt.p, rows: n, seqLen: t, heads: nh, headDim: hd, table: table.p, inverse: true)
-            linearBackward(lt.xn1.p, lw.q.w, dAtt.p, rows: n, inF: d, outF: qw, dW: lw.q.g, dx: dxn.p,
+            projectBackward(lw.q, lt.xn1.p, dAtt.p, rows: n, inF: d, outF: qw, dx: dxn.p,
                            accumulate: false, pool: pool)
             if let wk = lw.k, let wv = lw.v {
                 if c.useQKNorm {
@@ -207,8 +213,8 @@ public final class TrainerModel: @unchecked Sendable {
                     dk.p.update(from: g.dkHat.p, count: n * kw)
                 }
                 ropeRows(dk.p, rows: n, seqLen: t, heads: nkv, headDim: hd, table: table.p, inverse: true)
-                linearBackward(lt.xn1.p, wk.w, dk.p, rows: n, inF: d, outF: kw, dW: wk.g, dx: dxn.p, accumulate: true, pool: pool)
-                linearBackward(lt.xn1.p, wv.w, g.dv.p, rows: n, inF: d, outF: kw, dW: wv.g, dx: dxn.p, accumulate: true, pool: pool)
+                projectBackward(wk, lt.xn1.p, dk.p, rows: n, inF: d, outF: kw, dx: dxn.p, accumulate: true, pool: pool)
+                projectBackward(wv, lt.xn1.p, g.dv.p, rows: n, inF: d, outF: kw, dx: dxn.p, accumulate: true, pool: pool)
             }
             rmsnormBackward(lt.xIn.p, lw.inputNorm.w, rinv: lt.rin1.p, dxn.p, rows: n, dim: d, dx: dx.p,
                             accumulate: true, dw: lw.inputNorm.g)

@@ -25,6 +25,10 @@ final class Param: @unchecked Sendable {
     let grad: Buf
     let m: Buf
     let v: Buf
+    /// Frozen parameters get no gradient and no update (LoRA fine-tuning freezes the base model).
+    var frozen = false
+    /// A low-rank adapter trained in place of this weight (LoRA), if any.
+    var adapter: LoRAAdapter? = nil
 
     init(name: String, shape: [Int], group: ParamGroup) {
         self.name = name
@@ -58,8 +62,13 @@ struct TrainLayer {
 /// (`WeightNames`), so what the trainer saves is what the engine and the official code load.
 final class TrainParams: @unchecked Sendable {
     let config: HunyuanConfig
+    /// Every model parameter under its official name (what checkpoints hold).
     let all: [Param]
-    let byName: [String: Param]
+    /// LoRA adapter matrices (empty without LoRA).
+    var adapters: [Param] = []
+    var byName: [String: Param]
+    /// What the optimizer updates: unfrozen parameters and adapters.
+    var trainable: [Param] { all.filter { !$0.frozen } + adapters }
     let embed: Param
     let norm: Param
     let layers: [TrainLayer]
@@ -131,15 +140,23 @@ final class TrainParams: @unchecked Sendable {
         }
     }
 
-    func zeroGrad() { for p in all { p.grad.zero() } }
+    func zeroGrad() { for p in trainable { p.grad.zero() } }
 
     var parameterCount: Int { all.reduce(0) { $0 + $1.count } }
 
-    /// The checkpoint items (official names) in `dtype` (f32 or bf16).
+    /// The checkpoint items (official names) in `dtype` (f32 or bf16); LoRA adapters are merged into
+    /// their weights (W + scale·B·A), so the result loads anywhere unchanged.
     func safetensorsItems(dtype: DType) -> [SafetensorsWriter.Item] {
         all.map { p in
-            SafetensorsWriter.Item(name: p.name, shape: p.shape,
-                                   floats: Array(UnsafeBufferPointer(start: p.value.p, count: p.count)), as: dtype)
+            var values = Array(UnsafeBufferPointer(start: p.value.p, count: p.count))
+            if let ad = p.adapter {
+                let outF = p.shape[0], inF = p.shape[1]
+                values.withUnsafeMutableBufferPointer { w in
+                    gemm(transA: false, transB: false, m: outF, n: inF, k: ad.rank, alpha: ad.scale, a: ad.b.w, lda: ad.rank,
+                         b: ad.a.w, ldb: inF, beta: 1, c: w.baseAddress!, ldc: inF, pool: nil)
+                }
+            }
+            return SafetensorsWriter.Item(name: p.name, shape: p.shape, floats: values, as: dtype)
         }
     }
 }

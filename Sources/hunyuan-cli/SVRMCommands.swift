@@ -206,7 +206,7 @@ struct SVRMRandomCommand: ParsableCommand {
         if name.hasSuffix("ls1.gamma") || name.hasSuffix("ls2.gamma") { return (0, 0.1) }
         if name.contains(".norm") && name.hasSuffix(".weight") && shape.count == 1 { return (0, 1) }
         if name.contains("adaLN_modulation") { return (0.01, nil) }
-        if name == "render.decoder.net.2.weight" { return (0.01, nil) }
+        if name == "render.decoder.net.2.weight" { return (0.001, nil) }
         if name.hasSuffix("cls_token") || name.hasSuffix("pos_embed") || name.hasSuffix("mask_token") { return (0.02, nil) }
         if name.hasSuffix("pos_emb") { return (1 / 32, nil) }
         let fanIn = shape.dropFirst().reduce(1, *)
@@ -230,6 +230,7 @@ struct ReconstructCommand: ParsableCommand {
     @Option(help: "Marching-cubes resolution.") var resolution: Int = 384
     @Option(help: "Decimate to this many faces (0 = keep all).") var faces: Int = 90_000
     @Option(help: "Worker threads (0 = one per processor).") var threads: Int = 0
+    @Option(help: "Also write a 512² PNG preview (four views) of the mesh.") var preview: String?
 
     func run() throws {
         try runReporting {
@@ -256,14 +257,16 @@ struct ReconstructCommand: ParsableCommand {
             var o = SVRMMeshOptions()
             o.resolution = resolution
             o.targetFaces = faces
-            var last = svrmClock()
+            var last = svrmClock(), previous = "preprocess"
             let result = try svrm.viewsToMesh(views: images, options: o, progress: { stage, _ in
                 let now = svrmClock()
-                writeStderr("[\(svrmSeconds(now - t0)) s] \(stage) (previous stage \(svrmSeconds(now - last)) s)\n")
+                writeStderr("[\(svrmSeconds(now - t0)) s] \(previous): \(svrmSeconds(now - last)) s\n")
                 last = now
+                previous = stage
                 return true
             })
             try result.mesh.save(output, overwrite: true)
+            if let preview { try PNGEncoder.write(try Raster.preview(result.mesh), to: preview, overwrite: true) }
             writeStderr("\(result.mesh.vertexCount) vertices, \(result.mesh.faceCount) faces → \(output)\n")
         }
     }

@@ -96,9 +96,10 @@ final class KernelTests: XCTestCase {
                         print("kernel \(f) \(rows)x\(cols): weight rel.err \(we), output rel.err \(eOut)")
                     }
                 }
-                // The integer paths compute the same integer sums: equal up to float summation order.
+                // The integer paths compute the same integer sums: equal up to float summation order
+                // (AVX-512 pairs blocks, so its order differs from AVX2's).
                 if let a = results[.avx2], let s = results[.scalar] { XCTAssertLessThan(relErr(a, s), 1e-5, "\(f) avx2 vs scalar") }
-                if let v = results[.vnni], let a = results[.avx2] { XCTAssertLessThan(relErr(v, a), 1e-6, "\(f) vnni vs avx2") }
+                if let v = results[.vnni], let a = results[.avx2] { XCTAssertLessThan(relErr(v, a), 1e-5, "\(f) vnni vs avx2") }
                 // Prefill (t > 1 tokens) dequantizes tiles for sgemm: must match the dequantized product.
                 let t = 3
                 var xs = [Float](repeating: 0, count: t * cols)

@@ -75,7 +75,7 @@ final class TrainerTests: XCTestCase {
             checked += 1
         }
         XCTAssertEqual(checked, ref.tensors.filter { $0.name.hasPrefix("grad.") }.count)
-        if getenv("TRAINER_TEST_VERBOSE") != nil { print(report.joined(separator: "\n")) }
+        if getenv("TRAINER_TEST_VERBOSE") != nil { print(report.joined(separator: "\n") + "\nloss \(r.loss) reference \(refLoss)") }
     }
 
     func testForwardMatchesOfficialLogits() throws {
@@ -99,7 +99,8 @@ final class TrainerTests: XCTestCase {
     /// the largest-gradient entries of every parameter tensor: embedding/tied head, RMSNorms, q/k/v/o
     /// with RoPE, QK-norm, GQA and CLA, router (softmax + top-k, renormalized and raw), routed and
     /// shared SwiGLU experts.
-    func checkFiniteDifferences(_ m: TrainerModel, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+    func checkFiniteDifferences(_ m: TrainerModel, seed: UInt64, names: [String]? = nil,
+                                file: StaticString = #filePath, line: UInt = #line) throws {
         let b = 2, t = 6
         var rng = SplitMix64(seed: 5)
         let V = m.config.vocabSize
@@ -114,7 +115,7 @@ final class TrainerTests: XCTestCase {
         m.zeroGradients()
         _ = try m.pass(tokens: tokens, targets: targets, batch: b, seqLen: t, backward: true, seed: seed)
         var worst: (Double, String) = (0, "")
-        for name in m.parameterNames {
+        for name in names ?? m.parameterNames {
             let g = try XCTUnwrap(m.gradient(name)), w0 = try XCTUnwrap(m.value(name))
             let order = g.indices.sorted { abs(g[$0]) > abs(g[$1]) }
             for i in order.prefix(3) {
@@ -146,6 +147,21 @@ final class TrainerTests: XCTestCase {
         m.moe.recycleRouting = true
         m.moe.auxLossCoefficient = 0.05
         try checkFiniteDifferences(m, seed: 3)
+    }
+
+    /// LoRA adapters on attention and expert projections: finite differences on A and B (B made
+    /// non-zero so both get gradients).
+    func testFiniteDifferencesLoRA() throws {
+        let m = try Self.randomModel(Self.tinyConfigJSON(topK: 2, experts: 4, cla: true, layers: 2), seed: 5)
+        var o = LoRAOptions()
+        o.rank = 2; o.alpha = 4
+        try m.enableLoRA(o, seed: 3)
+        var rng = SplitMix64(seed: 8)
+        for name in m.trainableNames where name.contains("lora_B") {
+            for i in 0..<(m.value(name)?.count ?? 0) { m.setValue(name, index: i, 0.2 * gaussian(&rng)) }
+        }
+        XCTAssertTrue(m.trainableNames.allSatisfy { $0.contains(".lora_") })
+        try checkFiniteDifferences(m, seed: 2, names: m.trainableNames)
     }
 
     // MARK: - MoE methods
@@ -281,6 +297,33 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(a.model.value(name), c.model.value(name), "parameter \(name) after resume")
         }
         XCTAssertLessThan(a.history.last!.loss, a.history.first!.loss, "loss should fall on a repetitive stream")
+    }
+
+    func testLoRATrainsAdaptersOnlyAndExportsMergedWeights() throws {
+        let t = try makeTrainer(steps: 3)
+        var o = LoRAOptions()
+        o.rank = 4
+        try t.model.enableLoRA(o, seed: 1)
+        let before = t.model.parameterNames.map { t.model.value($0) }
+        for _ in 0..<3 { try t.trainStep() }
+        XCTAssertEqual(t.model.parameterNames.map { t.model.value($0) }, before, "base weights must stay frozen")
+        let bName = try XCTUnwrap(t.model.trainableNames.first { $0.hasSuffix("lora_B.weight") })
+        XCTAssertTrue(try XCTUnwrap(t.model.value(bName)).contains { $0 != 0 }, "adapters must train")
+        // The merged export computes what the adapted trainer computes.
+        let dir = NSTemporaryDirectoryPath() + "/trainer-lora-\(getpid())"
+        defer { _ = try? FileSystem.list(dir).forEach { unlink(dir + "/" + $0) }; rmdir(dir) }
+        try t.saveCheckpoint(to: dir)
+        let engine = try HunyuanModel(path: dir)
+        let ids: [Int32] = [3, 1, 4, 1, 5, 9, 2, 6]
+        let s = try InferenceSession(model: engine, contextLength: 16, threads: 2)
+        try s.eval(ids, allLogits: true)
+        t.model.moe.capacityFactor = 0
+        let r = try t.model.pass(tokens: ids, targets: Array(repeating: -1, count: ids.count), batch: 1, seqLen: ids.count,
+                                 backward: false, wantLogits: true)
+        let mine = try XCTUnwrap(r.logits)
+        var err: Float = 0
+        for i in 0..<mine.count { err = max(err, abs(mine[i] - s.allLogits[i])) }
+        XCTAssertLessThanOrEqual(err, 1e-4)
     }
 
     func testSavedCheckpointLoadsInEngineWithIdenticalLogits() throws {

@@ -46,7 +46,7 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
 static int g_progress_calls = 0;
 static bool stop_at_three(float progress, void *user) {
     (void)progress; (void)user;
-    return ++g_progress_calls < 3;
+    return ++g_progress_calls % 3 != 0;
 }
 
 int main(int argc, char **argv) {
@@ -62,6 +62,11 @@ int main(int argc, char **argv) {
     LOAD(hy_recon_encode);
     LOAD(hy_recon_query);
     LOAD(hy_recon_sdf_grid);
+    LOAD(hy_recon_mesh_default_params);
+    LOAD(hy_recon_views_to_mesh);
+    LOAD(hy_mesh_free);
+    LOAD(hy_mesh_vertex_count);
+    LOAD(hy_mesh_face_count);
 
     hy_recon *r = NULL;
     hy_recon_params params = p_hy_recon_default_params();
@@ -153,6 +158,35 @@ int main(int argc, char **argv) {
     EXPECT_STATUS(p_hy_recon_sdf_grid(r, 1, grid, 100, NULL, NULL), HY_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(p_hy_recon_sdf_grid(r, g, grid, (size_t)g * g * g, stop_at_three, NULL), HY_ERR_ABORTED);
     printf("test_recon: sdf %.3g rgb %.3g sdf_grid %.3g preprocess %.3g (max abs vs reference)\n", e_sdf, e_rgb, e_grid, pre_err);
+
+    /* views → mesh from the raw uint8 views (after which the handle holds their triplane) */
+    hy_recon_image views[7];
+    uint8_t *view_bytes = malloc(n_u8);
+    for (size_t i = 0; view_bytes && i < n_u8; i++) view_bytes[i] = (uint8_t)u8[i];
+    for (int v = 0; v < 7; v++) {
+        views[v].pixels = view_bytes + (size_t)v * raw;
+        views[v].width = (int32_t)side;
+        views[v].height = (int32_t)side;
+        views[v].channels = 3;
+    }
+    hy_recon_mesh_params mp = p_hy_recon_mesh_default_params();
+    CHECK(mp.resolution == 384 && mp.export_axes, "mesh defaults %d", mp.resolution);
+    mp.resolution = 32;
+    mp.target_faces = 0;
+    hy_mesh *mesh = NULL;
+    EXPECT_STATUS(p_hy_recon_views_to_mesh(r, views, 6, &mp, NULL, NULL, NULL, NULL, &mesh), HY_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(p_hy_recon_views_to_mesh(r, views, 7, &mp, stop_at_three, NULL, NULL, NULL, &mesh), HY_ERR_ABORTED);
+    CHECK(mesh == NULL, "mesh set on failure");
+    views[3].width = 100;
+    EXPECT_STATUS(p_hy_recon_views_to_mesh(r, views, 7, &mp, NULL, NULL, NULL, NULL, &mesh), HY_ERR_INVALID_ARGUMENT);
+    views[3].width = (int32_t)side;
+    EXPECT_STATUS(p_hy_recon_views_to_mesh(r, views, 7, &mp, NULL, NULL, NULL, NULL, &mesh), HY_OK);
+    CHECK(mesh != NULL && p_hy_mesh_face_count(mesh) > 1000 && p_hy_mesh_vertex_count(mesh) > 500, "mesh %zu faces",
+          mesh ? p_hy_mesh_face_count(mesh) : 0);
+    EXPECT_STATUS(p_hy_recon_query(r, points, np, sdf, rgb), HY_OK);
+    CHECK(max_abs_diff(sdf, sdf_ref, np) <= 1e-4, "triplane after views_to_mesh");
+    p_hy_mesh_free(mesh);
+    free(view_bytes);
 
     free(grid); free(sdf); free(rgb);
     free(images); free(cams); free(u8); free(points); free(sdf_ref); free(rgb_ref); free(grid_ref);

@@ -63,9 +63,9 @@ def test_random_model_and_bench(cli, shared, tmp_path):
     run(cli, "random-model", tmp_path / "cfg.json", "-o", tmp_path / "m", "--seed", "3", "--dtype", "bf16")
     assert (tmp_path / "m" / "generation_config.json").exists()
     r = run(cli, "bench", tmp_path / "m", "-p", "8", "-n", "4", "-t", "1,2", "--json")
-    rep = json.loads(r.stdout)
-    assert [x["threads"] for x in rep["results"]] == [1, 2]
-    assert all(x["prefill_tok_s"] > 0 and x["decode_tok_s"] > 0 for x in rep["results"])
+    rep = json.loads(r.stdout)  # exactly one JSON array, one object per configuration
+    assert [x["threads"] for x in rep] == [1, 2]
+    assert all(x["prefill_tps"] > 0 and x["decode_tps"] > 0 for x in rep)
 
 
 @pytest.fixture(scope="module")

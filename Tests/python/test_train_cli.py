@@ -145,6 +145,15 @@ def test_train_prints_metrics_and_writes_checkpoint(trained):
     for f in ["config.json", "model.safetensors", "generation_config.json", "hy.tiktoken"]:
         assert (d / "run" / "model" / f).exists()
     assert metrics["dropped_last_step"] == 0   # recycle routing places every token
+    # Per-layer expert log: every step × layer; with recycling every one of the 4 × 32 tokens is placed
+    # and no expert exceeds capacity = ceil(1.0 × 128 / 4).
+    rows = [l.split("\t") for l in (d / "run" / "experts.tsv").read_text().splitlines()[1:]]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(s, l) for s in (1, 2, 3) for l in (0, 1)]
+    for r in rows:
+        load = [int(x) for x in r[5].split(",")]
+        assert int(r[2]) == 32 and int(r[3]) == 0
+        assert sum(load) == 128 and max(load) <= 32
+        assert sum(int(x) for x in r[6].split(",")) == 128
 
 
 def test_train_resumes_from_state(cli, trained):

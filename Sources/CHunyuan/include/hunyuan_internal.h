@@ -29,4 +29,12 @@ void hyi_quantize_act_q8(const float *x, int64_t n, int8_t *q, float *d, int32_t
 void hyi_matvec_q(int fmt, int path, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
                   const int8_t *q, const float *d, const int32_t *s, int64_t nb, float *y);
 
+/* Row of `cols` weights in block format fmt -> out[cols] floats. */
+void hyi_dequant_row(int fmt, const void *w, int64_t cols, float *out);
+
+/* FP8 E4M3 rows r0..<r1: y[r] = scale[r] * dot(row r, x[cols]); scale includes the 2^8 of the f16
+ * widening (see WeightMatrix.rowScale). path as for hyi_matvec_q (VNNI = the AVX-512 kernel). */
+void hyi_matvec_fp8(int path, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t cols,
+                    const float *scale, float *y);
+
 #endif
