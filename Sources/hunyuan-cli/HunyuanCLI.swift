@@ -21,7 +21,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     SVRMRandomCommand.self,
     ReconstructCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
-    QuantizeCommand.self,
+    QuantizeCommand.self, ExportGGUFCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,
     TrainCommand.self, TrainTokenizerCommand.self, PerplexityCommand.self, BPEEncodeCommand.self,
 ]

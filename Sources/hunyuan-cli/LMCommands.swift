@@ -258,3 +258,28 @@ struct QuantizeCommand: ParsableCommand {
         }
     }
 }
+
+struct ExportGGUFCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-gguf",
+        abstract: "Write a HunYuanMoEV1 checkpoint as llama.cpp's hunyuan-moe GGUF (f16, q8_0 or q4_0 matrices).",
+        discussion: "Tokenizer metadata is written as no_vocab with the vocabulary size (see GGUFExport).")
+    @Argument(help: "Model folder.") var model: String
+    @Argument(help: "Output .gguf path.") var output: String
+    @Option(name: .customLong("type"), help: "f16, q8_0 or q4_0.") var type = "f16"
+    @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+
+    func run() throws {
+        try runReporting {
+            let t: GGUFExport.TensorType
+            switch type {
+            case "f16": t = .f16
+            case "q8_0": t = .q8_0
+            case "q4_0": t = .q4_0
+            case "f32": t = .f32
+            default: throw HYError.invalidArgument("--type \(type): expected f16, q8_0 or q4_0")
+            }
+            try GGUFExport.run(model: model, output: output, type: t, threads: threads)
+        }
+    }
+}

@@ -85,3 +85,52 @@ def test_sidebar_and_file_handler_registered():
     assert hasattr(bpy.types, "VIEW3D_PT_hunyuan")
     assert hasattr(bpy.types, "IO_FH_hunyuan")
     assert bpy.context.scene.hunyuan.resolution > 0
+
+
+@pytest.fixture(scope="module")
+def svrm_views(tmp_path_factory):
+    import os
+
+    from PIL import Image
+    from safetensors.numpy import load_file
+
+    shared = Path(os.environ.get("HUNYUAN_SHARED", ROOT.parent / "shared"))
+    model = shared / "fixtures" / "svrm" / "svrm-tiny"
+    if not model.is_dir():
+        pytest.skip(f"{model} not present")
+    views = tmp_path_factory.mktemp("views")
+    images = load_file(str(model / "inputs.safetensors"))["images_uint8"]
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(views / f"view_{i}.png")
+    return model, views, images
+
+
+def test_reconstruct_from_views_imports_the_library_mesh(svrm_views):
+    model, views, images = svrm_views
+    s = bpy.context.scene.hunyuan
+    s.model_dir, s.views_dir, s.resolution, s.faces = str(model), str(views), 32, 2000
+    bpy.context.scene.cursor.location = (1.0, 2.0, 3.0)
+    before = set(bpy.data.objects.keys())
+    assert bpy.ops.hunyuan.reconstruct_views(blocking=True) == {"FINISHED"}
+    new = [bpy.data.objects[k] for k in set(bpy.data.objects.keys()) - before]
+    assert len(new) == 1
+    obj = new[0]
+    with hunyuan.Reconstructor(model) as rec:
+        expected = rec.views_to_mesh(list(images), resolution=32, faces=2000)
+    assert len(obj.data.vertices) == len(expected.vertices) > 100
+    assert len(obj.data.polygons) == len(expected.faces)
+    assert tuple(obj.location) == (1.0, 2.0, 3.0)
+    assert obj.data.color_attributes.get("Col") is not None
+
+
+def test_reconstruct_with_wrong_views_reports_an_error(svrm_views, tmp_path):
+    model, _, _ = svrm_views
+    s = bpy.context.scene.hunyuan
+    s.model_dir, s.views_dir = str(model), str(tmp_path)  # an empty folder
+    with pytest.raises(RuntimeError, match="7 expected"):
+        bpy.ops.hunyuan.reconstruct_views(blocking=True)
+    s.views_dir, s.model_dir = str(tmp_path), str(tmp_path / "no-model")
+    (tmp_path / "a.png").write_bytes(b"not a png")
+    with pytest.raises(RuntimeError):
+        bpy.ops.hunyuan.reconstruct_views(blocking=True)
+    assert not s.running

@@ -51,6 +51,10 @@ class HUNYUAN_OT_reconstruct(bpy.types.Operator):
     bl_idname = "hunyuan.reconstruct_views"
     bl_label = "Reconstruct from views"
 
+    blocking: bpy.props.BoolProperty(
+        name="Blocking", default=False, options={"SKIP_SAVE"},
+        description="Run in the foreground (scripts, tests, background mode) instead of a cancellable modal job")
+
     _timer = None
     _job = None
 
@@ -77,10 +81,28 @@ class HUNYUAN_OT_reconstruct(bpy.types.Operator):
         resolution, faces = s.resolution, s.faces
 
         def work(progress):
+            if len(images) != 7:
+                raise ValueError(f"{views_dir}: {len(images)} images; 7 expected (6 views, then the condition image)")
             with hunyuan.Reconstructor(model_dir) as rec:
                 return rec.views_to_mesh(images, resolution=resolution, faces=faces, progress=progress)
 
+        if self.blocking or bpy.app.background:
+            return self.run_blocking(context, work)
         return self.start(context, work)
+
+    def run_blocking(self, context, work):
+        try:
+            mesh = work(lambda fraction: True)
+        except Exception as e:  # every library error becomes a report
+            self.report({"ERROR"}, f"Hunyuan: {e}")
+            return {"CANCELLED"}
+        self.import_result(context, mesh)
+        return {"FINISHED"}
+
+    def import_result(self, context, mesh):
+        obj = mesh_to_object(mesh, "Hunyuan", context, location=context.scene.cursor.location.copy())
+        self.report({"INFO"}, f"Hunyuan: {len(obj.data.vertices)} vertices, {len(obj.data.polygons)} faces")
+        return obj
 
     def start(self, context, work):
         self._job = HunyuanJob(work)
@@ -110,8 +132,7 @@ class HUNYUAN_OT_reconstruct(bpy.types.Operator):
         if job.error is not None:
             self.report({"WARNING"} if job.cancelled else {"ERROR"}, f"Hunyuan: {job.error}")
             return {"CANCELLED"}
-        obj = mesh_to_object(job.result, "Hunyuan", context, location=context.scene.cursor.location.copy())
-        self.report({"INFO"}, f"Hunyuan: {len(obj.data.vertices)} vertices, {len(obj.data.polygons)} faces")
+        self.import_result(context, job.result)
         return {"FINISHED"}
 
     def finish(self, context):
