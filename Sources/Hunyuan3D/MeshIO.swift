@@ -37,13 +37,13 @@ extension Mesh {
     /// format when corrupt.
     public static func load(_ path: String) throws -> Mesh {
         let format = try MeshFormat.from(path: path)
-        let file = try MappedFile(path: path)
-        let m: Mesh
-        switch format {
-        case .obj: m = try OBJImporter.parse(file.bytes, path: path)
-        case .ply: m = try PLYImporter.parse(file.bytes, context: path)
-        case .glb: m = try GLBImporter.parse(file.bytes, context: path)
-        case .stl: m = try STLImporter.parse(file.bytes, context: path)
+        let m: Mesh = try MappedFile(path: path).withBytes { bytes in
+            switch format {
+            case .obj: return try OBJImporter.parse(bytes, path: path)
+            case .ply: return try PLYImporter.parse(bytes, context: path)
+            case .glb: return try GLBImporter.parse(bytes, context: path)
+            case .stl: return try STLImporter.parse(bytes, context: path)
+            }
         }
         do { try m.validate(path) } catch let e as HYError { throw HYError.format(e.message) }
         return m

@@ -21,8 +21,7 @@ public struct NpyArray: Sendable {
 
     /// Reads `path`.
     public static func read(_ path: String) throws -> NpyArray {
-        let file = try MappedFile(path: path)
-        return try parse(file.bytes, context: path)
+        try MappedFile(path: path).withBytes { try parse($0, context: path) }
     }
 
     /// Parses the bytes of a .npy file; `context` names it in errors.

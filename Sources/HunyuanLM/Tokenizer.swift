@@ -68,8 +68,7 @@ public final class Tokenizer: @unchecked Sendable {
             file = path
             if let slash = path.lastIndex(of: "/") { dir = String(path[..<slash]).isEmpty ? "/" : String(path[..<slash]) } else { dir = "." }
         }
-        let mapped = try MappedFile(path: file)
-        let vocab = try Vocabulary(parsing: mapped.bytes, path: file)
+        let vocab = try MappedFile(path: file).withBytes { try Vocabulary(parsing: $0, path: file) }
         let chat = try ChatFormat.detect(folder: dir)
         var stops: [Int32] = [Self.endOfText, Self.eos, Self.extra(5)]
         let gen = FileSystem.join(dir, "generation_config.json")
