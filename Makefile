@@ -55,6 +55,7 @@ build: deps-apt
 	$(SWIFT) build $(RELEASE_FLAGS) --product hunyuan-cli
 	@mkdir -p $(BUILD)
 	cp .build/release/libhunyuan.so $(BUILD)/libhunyuan.so.0
+	strip --strip-unneeded $(BUILD)/libhunyuan.so.0
 	ln -sf libhunyuan.so.0 $(BUILD)/libhunyuan.so
 	cp .build/release/hunyuan-cli $(BUILD)/hunyuan-cli
 	@echo "built $(BUILD)/libhunyuan.so.0 and $(BUILD)/hunyuan-cli"

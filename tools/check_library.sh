@@ -5,11 +5,14 @@
 set -euo pipefail
 lib=$1 header=$2 tests=$3
 fail=0
-if ldd "$lib" | grep -qi swift; then echo "FAIL: $lib depends on the Swift runtime:"; ldd "$lib" | grep -i swift; fail=1; fi
+# (here-strings, not pipes into grep -q: with pipefail, grep -q's early exit would fail the pipe)
+deps=$(ldd "$lib")
+if grep -qi swift <<< "$deps"; then echo "FAIL: $lib depends on the Swift runtime:"; grep -i swift <<< "$deps"; fail=1; fi
 exported=$(nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//' | sort -u)
 bad=$(echo "$exported" | grep -v -E '^(hy_[a-z0-9_]+|hy_abi_0)$' || true)
 if [ -n "$bad" ]; then echo "FAIL: symbols other than hy_* exported:"; echo "$bad" | head -20; fail=1; fi
-if ! nm -D --defined-only "$lib" | grep -q '@@hy_abi_0'; then echo "FAIL: symbols lack the hy_abi_0 version node"; fail=1; fi
+dynsyms=$(nm -D --defined-only "$lib")
+if ! grep -q '@@hy_abi_0' <<< "$dynsyms"; then echo "FAIL: symbols lack the hy_abi_0 version node"; fail=1; fi
 soname=$(readelf -d "$lib" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = "libhunyuan.so.0" ] || { echo "FAIL: SONAME is '$soname', expected libhunyuan.so.0"; fail=1; }
 funcs=$(echo "$exported" | grep -v '^hy_abi_0$')
@@ -19,7 +22,7 @@ for f in $funcs; do
 done
 declared=$(grep -o -E 'HY_API [^;]*\b(hy_[a-z0-9_]+)\(' "$header" | grep -o -E 'hy_[a-z0-9_]+\($' | tr -d '(' | sort -u)
 for f in $declared; do
-  echo "$funcs" | grep -qx "$f" || { echo "FAIL: $f declared in $header but not exported"; fail=1; }
+  grep -qx "$f" <<< "$funcs" || { echo "FAIL: $f declared in $header but not exported"; fail=1; }
 done
 n=$(echo "$funcs" | wc -l)
 size=$(stat -c %s "$lib")
