@@ -58,6 +58,7 @@ build: deps-apt
 	strip --strip-unneeded $(BUILD)/libhunyuan.so.0
 	ln -sf libhunyuan.so.0 $(BUILD)/libhunyuan.so
 	cp .build/release/hunyuan-cli $(BUILD)/hunyuan-cli
+	rm -rf $(BUILD)/models && cp -r models $(BUILD)/models
 	@echo "built $(BUILD)/libhunyuan.so.0 and $(BUILD)/hunyuan-cli"
 
 # ---- demo -------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ fi
 
 # 2. the bench model in every format, for both engines
 M="$CACHE/perf/bench"
-[ -f "$M-f32/model.safetensors" ] || "$CLI" random-model bench/hunyuan-moe-bench.json -o "$M-f32" --seed 1 >&2
+[ -f "$M-f32/model.safetensors" ] || "$CLI" random-model bench/hunyuan-moe-bench.json -o "$M-f32" >&2
 for t in f16 q8_0 q4_0; do
     [ -f "$M-$t/model.safetensors" ] || "$CLI" quantize "$M-f32" "$M-$t" --type "$t" >&2
     [ -f "$M-$t.gguf" ] || "$CLI" export-gguf "$M-f32" "$M-$t.gguf" --type "$t" >&2

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # `make demo`: the best real thing the library can do on this machine without downloads.
-# (The built-in trained model `hunyuan-tiny` replaces the first part once it exists.)
 set -euo pipefail
 cli=build/hunyuan-cli
 shared=${HUNYUAN_SHARED:-../shared}
@@ -9,6 +8,13 @@ mkdir -p "$out"
 say() { printf '\n== %s\n' "$*" >&2; }
 
 say "hunyuan $($cli --version) on: $($cli system | tail -1)"
+
+say "built-in model hunyuan-tiny: Hunyuan-Large architecture (CLA, 1 shared + 8 routed experts, recycle routing), trained on a CPU by our trainer; streamed"
+for prompt in "ROMEO:" "却说曹操"; do
+  printf '%s' "$prompt"
+  $cli generate builtin:hunyuan-tiny --prompt "$prompt" --max-tokens 96 --seed 1
+  printf '\n'
+done
 
 fixture="$shared/fixtures/lm/hunyuan-large-tiny"
 if [ -d "$fixture" ]; then

@@ -1,3 +1,5 @@
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include "hunyuan.h"
 #include "hunyuan_internal.h"
 
@@ -58,4 +60,10 @@ bool hyi_cpu_has_avx_vnni(void) {
 #else
     return false;
 #endif
+}
+
+const char *hyi_image_path(void) {
+    Dl_info info;
+    if (dladdr((const void *)&hyi_image_path, &info) != 0 && info.dli_fname != NULL) return info.dli_fname;
+    return NULL;
 }

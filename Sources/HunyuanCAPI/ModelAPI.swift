@@ -271,7 +271,7 @@ public func hy_generate_text_impl(_ s: OpaquePointer?, _ t: OpaquePointer?, _ pr
         if flags & 1 != 0 {
             ids = try tok.encode(bytes: text, wrap: true, parseSpecial: flags & 2 != 0)
         } else {
-            var v: [Int32] = [Tokenizer.startOfText]
+            var v: [Int32] = [tok.startOfText]
             try tok.appendEncoded(text, parseSpecial: flags & 2 != 0, to: &v)
             ids = v
         }

@@ -86,7 +86,7 @@ var resolvedQuantPath: Int32 {
     switch quantKernelPathOverride {
     case .scalar: return 0
     case .avx2: return 1
-    case .vnni, .auto: return CPUFeatures.avx512vnni ? 2 : 1
+    case .vnni, .auto: return CPUFeatures.avx512 && CPUFeatures.avx512vnni ? 2 : 1
     }
 }
 

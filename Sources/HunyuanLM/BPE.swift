@@ -24,13 +24,13 @@ final class Vocabulary: @unchecked Sendable {
     private static let filterBits = 20
 
     /// Parses hy.tiktoken: one `base64(bytes) rank` per line, ranks 0, 1, 2, … in order, every token
-    /// distinct, all 256 single bytes present, exactly 127,957 lines. Any deviation is `.format`
-    /// naming the line.
-    init(parsing file: UnsafeRawBufferPointer, path: String) throws {
+    /// distinct, all 256 single bytes present, exactly `expectedCount` lines (127,957 for Hunyuan's
+    /// file). Any deviation is `.format` naming the line.
+    init(parsing file: UnsafeRawBufferPointer, path: String, expectedCount: Int = Tokenizer.mergeableCount) throws {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(file.count)
         var offs: [Int32] = [0]
-        offs.reserveCapacity(Tokenizer.mergeableCount + 1)
+        offs.reserveCapacity(expectedCount + 1)
         var line = 0
         var i = 0
         let n = file.count
@@ -62,16 +62,18 @@ final class Vocabulary: @unchecked Sendable {
             let expected = offs.count - 1
             if rank < expected { throw HYError.format("\(path): line \(line): duplicate rank \(rank) (expected \(expected))") }
             if rank > expected { throw HYError.format("\(path): line \(line): rank \(rank) leaves a gap (expected \(expected))") }
-            guard expected < Tokenizer.mergeableCount else {
-                throw HYError.format("\(path): line \(line): more than \(Tokenizer.mergeableCount) ranks")
+            guard expected < expectedCount else {
+                throw HYError.format("\(path): line \(line): more than \(expectedCount) ranks")
             }
             bytes.append(contentsOf: decoded)
             guard bytes.count < Int(Int32.max) else { throw HYError.format("\(path): line \(line): vocabulary too large") }
             offs.append(Int32(bytes.count))
             i = e + 1
         }
-        guard offs.count - 1 == Tokenizer.mergeableCount else {
-            throw HYError.format("\(path): \(offs.count - 1) ranks; Hunyuan's hy.tiktoken has \(Tokenizer.mergeableCount)")
+        guard offs.count - 1 == expectedCount else {
+            throw HYError.format(expectedCount == Tokenizer.mergeableCount
+                ? "\(path): \(offs.count - 1) ranks; Hunyuan's hy.tiktoken has \(expectedCount)"
+                : "\(path): \(offs.count - 1) ranks; tokenizer_config.json declares \(expectedCount)")
         }
         count = offs.count - 1
         let d = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count + 8)

@@ -121,7 +121,7 @@ public enum ChatTemplate {
         for seg in try segments(messages) {
             switch seg {
             case .text(let t): s += t
-            case .special(let id): s += tokenizer.specialNames[Int(id) - Tokenizer.mergeableCount]
+            case .special(let id): s += tokenizer.specialNames[Int(id) - Tokenizer.mergeableCount]  // Hunyuan layout
             }
         }
         return s
@@ -136,7 +136,7 @@ extension Tokenizer {
         var ids: [Int32] = []
         for seg in try ChatTemplate.segments(messages) {
             switch seg {
-            case .special(let id): ids.append(id)
+            case .special(let id): ids.append(mapHunyuanId(id))
             case .text(let t):
                 var t = t
                 try t.withUTF8 { try appendEncoded(UnsafeRawBufferPointer($0), parseSpecial: false, to: &ids) }

@@ -13,8 +13,8 @@ public enum GGUFExport {
 
     public static func run(model dir: String, output: String, type: TensorType, threads: Int = 0) throws {
         let c = try HunyuanConfig.load(directory: dir)
-        guard c.architecture == .moeV1 else {
-            throw HYError.unsupported("\(dir): export-gguf supports HunYuanMoEV1ForCausalLM checkpoints (got \(c.architecture.rawValue))")
+        guard c.architecture == .moeV1, !c.useCLA else {
+            throw HYError.unsupported("\(dir): export-gguf supports HunYuanMoEV1ForCausalLM checkpoints without CLA (got \(c.architecture.rawValue), use_cla \(c.useCLA))")
         }
         let ck = try Checkpoint(path: dir)
         let w = try ModelWeights(config: c, checkpoint: ck)
@@ -93,7 +93,6 @@ public enum GGUFExport {
             }
         }
         var info = Writer()
-        var offsets: [Int] = []
         var offset = 0
         for e in entries {
             info.string(e.name)
@@ -101,7 +100,6 @@ public enum GGUFExport {
             for d in e.dims { info.u64(UInt64(d)) }
             info.u32(e.type.rawValue)
             info.u64(UInt64(offset))
-            offsets.append(offset)
             let bytes = try checkedMul(try rowBytes(e.type, e.dims[0]), e.dims.dropFirst().reduce(1, *), e.name)
             offset = (offset + bytes + 31) / 32 * 32
         }
@@ -112,7 +110,6 @@ public enum GGUFExport {
         let headBytes = head.out
         try FileSystem.writeAtomically(output, overwrite: true) { write in
             try headBytes.withUnsafeBytes { try write($0) }
-            var written = 0
             for e in entries {
                 var data: [UInt8]
                 if let v = e.vec {
@@ -145,11 +142,8 @@ public enum GGUFExport {
                 }
                 while data.count % 32 != 0 { data.append(0) }
                 try data.withUnsafeBytes { try write($0) }
-                written += data.count
             }
-            _ = written
         }
-        _ = offsets
     }
 
     /// Little-endian GGUF encoding helpers.

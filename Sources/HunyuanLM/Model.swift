@@ -13,8 +13,10 @@ public final class HunyuanModel: @unchecked Sendable {
     let invFreq: [Float]
 
     /// Loads a checkpoint folder (config.json, optional generation_config.json, safetensors single or
-    /// sharded). `progress` (0...1, return false to cancel) is called on the calling thread.
-    public init(path: String, progress: ((Float) -> Bool)? = nil) throws {
+    /// sharded), or a built-in model as `builtin:NAME` (BuiltinModels). `progress` (0...1, return
+    /// false to cancel) is called on the calling thread.
+    public init(path given: String, progress: ((Float) -> Bool)? = nil) throws {
+        let path = try BuiltinModels.resolve(given)
         guard FileSystem.isDirectory(path) else { throw HYError.io("\(path): not a model folder") }
         if progress?(0) == false { throw HYError.aborted("model load cancelled") }
         config = try HunyuanConfig.load(directory: path)

@@ -14,8 +14,7 @@ public enum QuantizeCheckpoint {
                            threads: Int = 0) throws {
         let c = try HunyuanConfig.load(directory: input)
         let ck = try Checkpoint(path: input)
-        let weights = try ModelWeights(config: c, checkpoint: ck)  // validates names and shapes
-        _ = weights
+        _ = try ModelWeights(config: c, checkpoint: ck)  // validates names and shapes before writing
         if !FileSystem.isDirectory(output) {
             guard mkdirFolder(output) else { throw HYError.io("\(output): cannot create folder") }
         }

@@ -19,14 +19,24 @@ public final class Tokenizer: @unchecked Sendable {
     /// `<|extra_i|>`, 0 ≤ i < 204.
     public static func extra(_ i: Int) -> Int32 { Int32(127_962 + i) }
 
-    public var endOfText: Int32 { Self.endOfText }
-    public var startOfText: Int32 { Self.startOfText }
-    public var eos: Int32 { Self.eos }
-    public var pad: Int32 { Self.pad }
+    /// Number of mergeable ranks of this vocabulary = the id of its first special token (127,957 for
+    /// Hunyuan's hy.tiktoken; a smaller vocabulary trained with our tool declares its count in
+    /// tokenizer_config.json as `num_mergeable_ranks`). The specials follow in the same order.
+    public let firstSpecial: Int
+    public var endOfText: Int32 { Int32(firstSpecial) }
+    public var startOfText: Int32 { Int32(firstSpecial + 1) }
+    public var eos: Int32 { Int32(firstSpecial + 3) }
+    public var pad: Int32 { Int32(firstSpecial + 4) }
+    /// `<|extra_i|>` of this vocabulary.
+    public func extraId(_ i: Int) -> Int32 { Int32(firstSpecial + 5 + i) }
+    /// Maps an id of Hunyuan's vocabulary layout (the static constants) onto this vocabulary.
+    func mapHunyuanId(_ id: Int32) -> Int32 {
+        Int(id) >= Self.mergeableCount ? Int32(Int(id) - Self.mergeableCount + firstSpecial) : id
+    }
 
-    /// Ids 0..<vocabSize are valid: ranks, then specials (128,166 in all).
-    public var vocabSize: Int { Self.mergeableCount + specialNames.count }
-    /// Surface forms of the specials, index = id − 127957.
+    /// Ids 0..<vocabSize are valid: ranks, then specials (128,166 in all for Hunyuan's vocabulary).
+    public var vocabSize: Int { firstSpecial + specialNames.count }
+    /// Surface forms of the specials, index = id − firstSpecial.
     public let specialNames: [String]
     /// Where the vocabulary was read from.
     public let path: String
@@ -46,7 +56,8 @@ public final class Tokenizer: @unchecked Sendable {
         specialNames = names
         specialBytes = names.map { Array($0.utf8) }
         var ids: [[UInt8]: Int32] = [:]
-        for (i, b) in specialBytes.enumerated() { ids[b] = Int32(Self.mergeableCount + i) }
+        for (i, b) in specialBytes.enumerated() { ids[b] = Int32(vocab.count + i) }
+        firstSpecial = vocab.count
         specialIds = ids
         self.path = path
         self.vocab = vocab
@@ -57,7 +68,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// Loads `path`: an hy.tiktoken file or a folder holding one. tokenizer_config.json and
     /// generation_config.json next to it, when present, give the chat format and stop ids.
     /// Errors: `.io` (missing/unreadable), `.format` (corrupt vocabulary or config, with the line).
-    public static func load(path: String) throws -> Tokenizer {
+    public static func load(path given: String) throws -> Tokenizer {
+        let path = try BuiltinModels.resolve(given)
         let dir: String
         let file: String
         if FileSystem.isDirectory(path) {
@@ -68,9 +80,18 @@ public final class Tokenizer: @unchecked Sendable {
             file = path
             if let slash = path.lastIndex(of: "/") { dir = String(path[..<slash]).isEmpty ? "/" : String(path[..<slash]) } else { dir = "." }
         }
-        let vocab = try MappedFile(path: file).withBytes { try Vocabulary(parsing: $0, path: file) }
+        var expected = Self.mergeableCount
+        let tokConfig = FileSystem.join(dir, "tokenizer_config.json")
+        if FileSystem.exists(tokConfig), let n = try JSONValue.parse(contentsOf: tokConfig)["num_mergeable_ranks"] {
+            guard let c = n.intValue, c >= 256, c <= Int64(Self.mergeableCount) else {
+                throw HYError.format("\(tokConfig): num_mergeable_ranks must be an integer in 256...\(Self.mergeableCount)")
+            }
+            expected = Int(c)
+        }
+        let vocab = try MappedFile(path: file).withBytes { try Vocabulary(parsing: $0, path: file, expectedCount: expected) }
         let chat = try ChatFormat.detect(folder: dir)
-        var stops: [Int32] = [Self.endOfText, Self.eos, Self.extra(5)]
+        let first = vocab.count
+        var stops: [Int32] = [Int32(first), Int32(first + 3), Int32(first + 5 + 5)]
         let gen = FileSystem.join(dir, "generation_config.json")
         if FileSystem.exists(gen) {
             let g = try FileSystem.readAll(gen)
@@ -79,8 +100,8 @@ public final class Tokenizer: @unchecked Sendable {
                 let values = e.arrayValue ?? [e]
                 var ids: [Int32] = []
                 for v in values {
-                    guard let i = v.intValue, i >= 0, i < Int64(Self.mergeableCount + 209) else {
-                        throw HYError.format("\(gen): eos_token_id must be token ids below 128166")
+                    guard let i = v.intValue, i >= 0, i < Int64(first + 209) else {
+                        throw HYError.format("\(gen): eos_token_id must be token ids below \(first + 209)")
                     }
                     ids.append(Int32(i))
                 }
@@ -100,9 +121,9 @@ public final class Tokenizer: @unchecked Sendable {
     public func encode(bytes: UnsafeRawBufferPointer, wrap: Bool = true, parseSpecial: Bool = true) throws -> [Int32] {
         var out: [Int32] = []
         out.reserveCapacity(bytes.count / 3 + 2)
-        if wrap { out.append(Self.startOfText) }
+        if wrap { out.append(startOfText) }
         try appendEncoded(bytes, parseSpecial: parseSpecial, to: &out)
-        if wrap { out.append(Self.endOfText) }
+        if wrap { out.append(endOfText) }
         return out
     }
 
@@ -118,7 +139,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// Ids of a plain-text generation prompt: <|startoftext|> + the text, no end marker, special
     /// surface forms not parsed (the prompt may come from an untrusted user).
     public func encodePrompt(_ text: String) throws -> [Int32] {
-        var out: [Int32] = [Self.startOfText]
+        var out: [Int32] = [startOfText]
         var t = text
         try t.withUTF8 { try appendEncoded(UnsafeRawBufferPointer($0), parseSpecial: false, to: &out) }
         return out
@@ -277,15 +298,15 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// The bytes of one token (a special's surface form for specials); nil for an id out of range.
     public func tokenBytes(_ id: Int32) -> [UInt8]? {
-        if id >= 0 && Int(id) < Self.mergeableCount { return vocab.bytes(of: Int(id)) }
-        let s = Int(id) - Self.mergeableCount
+        if id >= 0 && Int(id) < firstSpecial { return vocab.bytes(of: Int(id)) }
+        let s = Int(id) - firstSpecial
         if s >= 0 && s < specialBytes.count { return specialBytes[s] }
         return nil
     }
 
-    /// True for the special ids (127957 …).
+    /// True for the special ids (firstSpecial …).
     public func isSpecial(_ id: Int32) -> Bool {
-        Int(id) >= Self.mergeableCount && Int(id) < vocabSize
+        Int(id) >= firstSpecial && Int(id) < vocabSize
     }
 
     /// Concatenated token bytes. An id out of range → `.invalidArgument` naming it and its position.

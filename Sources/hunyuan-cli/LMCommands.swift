@@ -92,6 +92,7 @@ struct GenerateCommand: ParsableCommand {
             o.sampler = p
             var out = StdoutWriter()
             var first = true
+            let started = monotonicSeconds()
             let r = try Generator.generate(session: s, prompt: ids, options: o, onToken: { id in
                 if detok != nil {
                     out.write(detok!.push(id))
@@ -105,7 +106,10 @@ struct GenerateCommand: ParsableCommand {
             if detok != nil { out.write(detok!.flush()) }
             out.write("\n")
             out.flush()
-            writeStderr("stop: \(r.reason), \(r.tokens.count) tokens\n")
+            let seconds = monotonicSeconds() - started
+            let rate = seconds > 0 ? Double(r.tokens.count) / seconds : 0
+            writeStderr("stop: \(r.reason), \(r.tokens.count) tokens, prompt \(ids.count) tokens, "
+                        + "\(Int(rate.rounded())) tokens/s overall\n")
         }
     }
 }

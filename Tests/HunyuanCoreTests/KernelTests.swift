@@ -77,6 +77,14 @@ final class KernelTests: XCTestCase {
                 // Dequantized weights vs original.
                 var deq = [Float](repeating: 0, count: rows * cols)
                 deq.withUnsafeMutableBufferPointer { d in for r in 0..<rows { m.copyRow(r, into: d.baseAddress! + r * cols) } }
+                if f.isBlockQuantized {
+                    // The vectorized C dequantizer (prefill tiles) equals the scalar Swift one exactly.
+                    var ref = [Float](repeating: 0, count: cols)
+                    for r in [0, rows - 1] {
+                        ref.withUnsafeMutableBufferPointer { Quantizer.dequantizeRow(f, m.row(r), cols: cols, $0.baseAddress!) }
+                        XCTAssertEqual(Array(deq[(r * cols)..<((r + 1) * cols)]), ref, "\(f) dequantizers differ")
+                    }
+                }
                 let we = relErr(deq, w)
                 XCTAssertLessThan(we, Self.weightBound[f]!, "\(f) weights \(rows)x\(cols)")
                 let yDeq = referenceMatvec(deq, x, rows, cols)

@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 @testable import HunyuanCore
 @testable import HunyuanLM
 #if canImport(Glibc)
@@ -49,7 +50,7 @@ final class QuantizationTests: XCTestCase {
         guard !dirs.isEmpty else { throw XCTSkip("no fixtures with reference.safetensors in \(root)") }
         let tmp = FileSystem.join(NSTemporaryDirectoryPath(), "hy-quant-\(getpid())")
         _ = mkdir(tmp, 0o755)
-        defer { quantKernelPathOverride = .auto }
+        defer { quantKernelPathOverride = .auto; try? FileManager.default.removeItem(atPath: tmp) }
         for dir in dirs {
             let f = try SafetensorsFile(path: FileSystem.join(dir, "reference.safetensors"))
             let ids = try XCTUnwrap(f.tensor("input_ids")).int64s().map { Int32($0) }
@@ -112,6 +113,7 @@ final class QuantizationTests: XCTestCase {
         let ids = try XCTUnwrap(f.tensor("input_ids")).int64s().map { Int32($0) }
         let ref = try XCTUnwrap(f.tensor("logits")).floats()
         let out = FileSystem.join(NSTemporaryDirectoryPath(), "hy-quant-f32-\(getpid())")
+        defer { try? FileManager.default.removeItem(atPath: out) }
         try QuantizeCheckpoint.run(input: dir, output: out, type: .f32)
         let m = try HunyuanModel(path: out)
         let s = try InferenceSession(model: m, contextLength: ids.count, threads: 1)

@@ -177,6 +177,31 @@ int main(int argc, char **argv) {
     CHECK(m2 == NULL, "model set on failure");
     EXPECT_STATUS(p_hy_model_load(NULL, NULL, &m2), HY_ERR_INVALID_ARGUMENT);
 
+    /* the built-in model, found beside the library (build/models) without the source tree */
+    {
+        hy_model *tiny = NULL;
+        hy_tokenizer *ttok = NULL;
+        EXPECT_STATUS(p_hy_model_load("builtin:hunyuan-tiny", NULL, &tiny), HY_OK);
+        EXPECT_STATUS(p_hy_tokenizer_load("builtin:hunyuan-tiny", &ttok), HY_OK);
+        if (tiny != NULL && ttok != NULL) {
+            hy_session *ts = NULL;
+            EXPECT_STATUS(p_hy_session_new(tiny, NULL, &ts), HY_OK);
+            size_t n_gen = 0;
+            hy_generate_params tgp = p_hy_generate_default_params();
+            tgp.max_tokens = 8;
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "ROMEO:", 6, 0, &tgp, NULL, NULL, NULL, &n_gen, NULL), HY_OK);
+            CHECK(n_gen >= 1 && n_gen <= 8, "built-in model generated %zu tokens", n_gen);
+            p_hy_session_free(ts);
+        }
+        p_hy_tokenizer_free(ttok);
+        p_hy_model_free(tiny);
+        hy_model *bad = NULL;
+        EXPECT_STATUS(p_hy_model_load("builtin:no-such-model", NULL, &bad), HY_ERR_IO);
+        CHECK(strstr(p_hy_last_error(), "no-such-model") != NULL, "names the model: %s", p_hy_last_error());
+        EXPECT_STATUS(p_hy_model_load("builtin:../etc", NULL, &bad), HY_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(p_hy_model_load("builtin:", NULL, &bad), HY_ERR_INVALID_ARGUMENT);
+    }
+
     p_hy_model_free(model); /* the session keeps the weights */
     EXPECT_STATUS(p_hy_session_eval(s, ids + 8, 2, NULL), HY_OK);
     p_hy_session_free(s);

@@ -49,6 +49,10 @@ class BuildWithLibrary(build_ext):
         shutil.copy2(lib, pkg / "libhunyuan.so.0")
         for name, path in bundled_dependencies(lib):
             shutil.copy2(path, libs / name)
+        # built-in models travel with the library: `builtin:NAME` finds models/ beside libhunyuan
+        models = ROOT / "models"
+        if models.is_dir():
+            shutil.copytree(models, pkg / "models", dirs_exist_ok=True)
         # the extension links against the copy next to it
         for ext in self.extensions:
             ext.library_dirs.append(str(pkg))
@@ -57,6 +61,8 @@ class BuildWithLibrary(build_ext):
             dst = HERE / "hunyuan"
             shutil.copy2(lib, dst / "libhunyuan.so.0")
             shutil.copytree(libs, dst / "libs", dirs_exist_ok=True)
+            if models.is_dir():
+                shutil.copytree(models, dst / "models", dirs_exist_ok=True)
 
 
 setup(

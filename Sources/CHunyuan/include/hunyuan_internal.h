@@ -9,6 +9,9 @@
 /* Copies `message` (UTF-8, truncated at a character boundary to fit) into this thread's error slot. */
 void hyi_set_error(const char *message);
 
+/* Path of the shared object or executable that contains the library's code (dladdr), or NULL. */
+const char *hyi_image_path(void);
+
 /* Run-time CPU features (cpuid), so AVX-512 / VNNI paths are taken only where they exist. */
 bool hyi_cpu_has_avx2_fma(void);
 bool hyi_cpu_has_avx512f(void);

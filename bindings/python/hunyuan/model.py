@@ -11,8 +11,6 @@ import numpy as np
 
 from . import _native
 
-FIRST_SPECIAL_ID = 127957  # <|endoftext|>: ids from here on are control tokens in hy.tiktoken
-STARTOFTEXT_ID = 127958
 
 TOKENIZE_WRAP = 1
 TOKENIZE_PARSE_SPECIAL = 2
@@ -23,6 +21,11 @@ class Tokenizer:
 
     def __init__(self, path: str | os.PathLike):
         self._t = _native.Tokenizer(path)
+        # <|startoftext|> and <|endoftext|>; the specials start at <|endoftext|> in every hy.tiktoken layout
+        self.start_id, self.end_id = self._t.tokenize(b"", TOKENIZE_WRAP)
+
+    def is_special(self, token: int) -> bool:
+        return token >= self.end_id
 
     def encode(self, text: str, wrap: bool = True, special: bool = True) -> List[int]:
         """Ids as the official encode gives them (wrap in <|startoftext|> … <|endoftext|>, special surface
@@ -141,7 +144,7 @@ class Model:
         stream=True an iterator of text pieces (whole UTF-8 characters). Stops at the model's eos ids,
         after max_tokens, or when the text produced contains one of `stop` (which is cut off)."""
         tok = self._need_tokenizer()
-        ids = [STARTOFTEXT_ID] + tok._t.tokenize(prompt.encode("utf-8"), 0)
+        ids = [tok.start_id] + tok._t.tokenize(prompt.encode("utf-8"), 0)
         return self._run(ids, max_tokens, stop, stream, dict(greedy=greedy, temperature=temperature, top_k=top_k,
                                                              top_p=top_p, min_p=min_p,
                                                              repetition_penalty=repetition_penalty, seed=seed))
@@ -243,7 +246,7 @@ class _TextStream:
         if token in self.stop_ids:
             self.stopped = True
             return False
-        if token >= FIRST_SPECIAL_ID:
+        if self.tok.is_special(token):
             return True
         self.text += self.decoder.decode(self.tok._t.detokenize([token]))
         for s in self.stop:
