@@ -55,7 +55,6 @@ public enum OBJImporter {
         var pos: [Float] = [], col: [Float] = [], vts: [Float] = [], vns: [Float] = []
         var colored = false
         var corners: [SIMD3<Int32>] = []
-        var faceCorners: [Int] = []
         var lineNo = 0
         var start = 0
         func num(_ t: Substring) throws -> Float {
@@ -100,7 +99,6 @@ public enum OBJImporter {
             default: continue
             }
         }
-        _ = faceCorners
         // When every vertex is used with one (vt, vn) pair (as we and most tools write), the file's
         // vertex order is kept; otherwise one output vertex is made per distinct (v, vt, vn).
         let nv = pos.count / 3

@@ -7,7 +7,7 @@ import XCTest
 /// integer path (scalar, AVX2, AVX-512 VNNI) against the f32 product of the dequantized weights.
 final class KernelTests: XCTestCase {
     final class Bytes { let p: UnsafeMutableRawBufferPointer
-        init(_ a: [UInt8]) { p = .allocate(byteCount: max(a.count, 1), alignment: 64); if !a.isEmpty { p.copyMemory(from: UnsafeRawBufferPointer(start: a, count: a.count)) } }
+        init(_ a: [UInt8]) { p = .allocate(byteCount: max(a.count, 1), alignment: 64); if !a.isEmpty { a.withUnsafeBytes { p.copyMemory(from: $0) } } }
         deinit { p.deallocate() } }
 
     struct RNG { var s: UInt64

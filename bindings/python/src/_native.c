@@ -72,6 +72,14 @@ static PyObject *path_bytes(PyObject *arg) {
     return out;
 }
 
+/* The end of every tp_dealloc of a heap type: free the memory, drop the type's reference. */
+static void release_object(PyObject *self) {
+    PyTypeObject *tp = Py_TYPE(self);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
 /* ---- Checkpoint ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -110,10 +118,7 @@ static int Checkpoint_init(CheckpointObject *self, PyObject *args, PyObject *kwd
 
 static void Checkpoint_dealloc(CheckpointObject *self) {
     if (self->ck) hy_checkpoint_free(self->ck);
-    PyTypeObject *tp = Py_TYPE((PyObject *)self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
+    release_object((PyObject *)self);
 }
 
 static PyObject *Checkpoint_close(CheckpointObject *self, PyObject *unused) {
@@ -256,10 +261,7 @@ static PyObject *mesh_wrap(hy_mesh *m) {
 
 static void Mesh_dealloc(MeshObject *self) {
     if (self->mesh) hy_mesh_free(self->mesh);
-    PyTypeObject *tp = Py_TYPE((PyObject *)self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
+    release_object((PyObject *)self);
 }
 
 static PyObject *Mesh_close(MeshObject *self, PyObject *unused) {
@@ -345,10 +347,7 @@ static void MeshView_releasebuffer(MeshViewObject *self, Py_buffer *view) {
 
 static void MeshView_dealloc(MeshViewObject *self) {
     Py_XDECREF((PyObject *)self->owner);
-    PyTypeObject *tp = Py_TYPE((PyObject *)self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
+    release_object((PyObject *)self);
 }
 
 static PyType_Slot MeshView_slots[] = {
@@ -661,10 +660,7 @@ static int Tokenizer_init(TokenizerObject *self, PyObject *args, PyObject *kwds)
 
 static void Tokenizer_dealloc(TokenizerObject *self) {
     if (self->tok) hy_tokenizer_free(self->tok);
-    PyTypeObject *tp = Py_TYPE((PyObject *)self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
+    release_object((PyObject *)self);
 }
 
 static PyObject *Tokenizer_close(TokenizerObject *self, PyObject *unused) {
@@ -904,10 +900,7 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
 
 static void Model_dealloc(ModelObject *self) {
     if (self->model) hy_model_free(self->model);
-    PyTypeObject *tp = Py_TYPE((PyObject *)self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
+    release_object((PyObject *)self);
 }
 
 static hy_model *model_get(ModelObject *self) {
@@ -993,10 +986,7 @@ static int Session_init(SessionObject *self, PyObject *args, PyObject *kwds) {
 
 static void Session_dealloc(SessionObject *self) {
     if (self->session) hy_session_free(self->session);
-    PyTypeObject *tp = Py_TYPE((PyObject *)self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
+    release_object((PyObject *)self);
 }
 
 static hy_session *session_acquire(SessionObject *self) {
@@ -1268,10 +1258,7 @@ static int Recon_init(ReconObject *self, PyObject *args, PyObject *kwds) {
 
 static void Recon_dealloc(ReconObject *self) {
     if (self->recon) hy_recon_free(self->recon);
-    PyTypeObject *tp = Py_TYPE((PyObject *)self);
-    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-    f(self);
-    Py_DECREF(tp);
+    release_object((PyObject *)self);
 }
 
 static PyObject *Recon_close(ReconObject *self, PyObject *unused) {
