@@ -80,6 +80,26 @@ static void release_object(PyObject *self) {
     Py_DECREF(tp);
 }
 
+/* Calls fn(utf8_path, ctx) with the GIL released; on failure sets the exception (hy_last_error()'s
+ * message, or the path conversion's) and returns -1. */
+typedef hy_status (*path_call)(const char *path, void *ctx);
+
+static int call_with_path(PyObject *path, path_call fn, void *ctx) {
+    PyObject *b = path_bytes(path);
+    if (b == NULL) return -1;
+    const char *p = PyBytes_AsString(b);
+    hy_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fn(p, ctx);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(b);
+    if (st != HY_OK) {
+        raise_status(st);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- Checkpoint ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -94,23 +114,16 @@ static hy_checkpoint *checkpoint_get(CheckpointObject *self) {
     return self->ck;
 }
 
+static hy_status open_checkpoint(const char *path, void *out) {
+    return hy_checkpoint_open(path, NULL, (hy_checkpoint **)out);
+}
+
 static int Checkpoint_init(CheckpointObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"path", NULL};
     PyObject *path;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &path)) return -1;
-    PyObject *b = path_bytes(path);
-    if (b == NULL) return -1;
     hy_checkpoint *ck = NULL;
-    hy_status st;
-    const char *p = PyBytes_AsString(b);
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_checkpoint_open(p, NULL, &ck);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(b);
-    if (st != HY_OK) {
-        raise_status(st);
-        return -1;
-    }
+    if (call_with_path(path, open_checkpoint, &ck) < 0) return -1;
     if (self->ck) hy_checkpoint_free(self->ck);
     self->ck = ck;
     return 0;
@@ -430,21 +443,32 @@ static PyObject *mod_mesh_from_grid(PyObject *m, PyObject *args) {
     return mesh_wrap(out);
 }
 
+static hy_status load_mesh(const char *path, void *out) { return hy_mesh_load(path, (hy_mesh **)out); }
+
 static PyObject *mod_mesh_load(PyObject *m, PyObject *args) {
     (void)m;
     PyObject *path;
     if (!PyArg_ParseTuple(args, "O", &path)) return NULL;
-    PyObject *b = path_bytes(path);
-    if (b == NULL) return NULL;
-    const char *p = PyBytes_AsString(b);
     hy_mesh *out = NULL;
-    hy_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_mesh_load(p, &out);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(b);
-    if (st != HY_OK) return raise_status(st);
+    if (call_with_path(path, load_mesh, &out) < 0) return NULL;
     return mesh_wrap(out);
+}
+
+/* A mesh and the flags / size of a write. */
+typedef struct {
+    const hy_mesh *mesh;
+    uint32_t flags;
+    int size;
+} MeshWrite;
+
+static hy_status save_mesh(const char *path, void *ctx) {
+    MeshWrite *w = (MeshWrite *)ctx;
+    return hy_mesh_save(w->mesh, path, w->flags);
+}
+
+static hy_status preview_mesh(const char *path, void *ctx) {
+    MeshWrite *w = (MeshWrite *)ctx;
+    return hy_mesh_render_preview(w->mesh, path, w->size, w->flags);
 }
 
 static PyObject *Mesh_counts(MeshObject *self, PyObject *unused) {
@@ -460,15 +484,8 @@ static PyObject *Mesh_save(MeshObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O|p", &path, &overwrite)) return NULL;
     hy_mesh *m = mesh_get(self);
     if (m == NULL) return NULL;
-    PyObject *b = path_bytes(path);
-    if (b == NULL) return NULL;
-    const char *p = PyBytes_AsString(b);
-    hy_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_mesh_save(m, p, overwrite ? HY_SAVE_OVERWRITE : HY_SAVE_DEFAULT);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(b);
-    if (st != HY_OK) return raise_status(st);
+    MeshWrite w = {m, overwrite ? HY_SAVE_OVERWRITE : HY_SAVE_DEFAULT, 0};
+    if (call_with_path(path, save_mesh, &w) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -478,15 +495,8 @@ static PyObject *Mesh_preview(MeshObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O|ip", &path, &size, &overwrite)) return NULL;
     hy_mesh *m = mesh_get(self);
     if (m == NULL) return NULL;
-    PyObject *b = path_bytes(path);
-    if (b == NULL) return NULL;
-    const char *p = PyBytes_AsString(b);
-    hy_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_mesh_render_preview(m, p, size, overwrite ? HY_SAVE_OVERWRITE : HY_SAVE_DEFAULT);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(b);
-    if (st != HY_OK) return raise_status(st);
+    MeshWrite w = {m, overwrite ? HY_SAVE_OVERWRITE : HY_SAVE_DEFAULT, size};
+    if (call_with_path(path, preview_mesh, &w) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -636,23 +646,14 @@ static hy_tokenizer *tokenizer_get(TokenizerObject *self) {
     return self->tok;
 }
 
+static hy_status load_tokenizer(const char *path, void *out) { return hy_tokenizer_load(path, (hy_tokenizer **)out); }
+
 static int Tokenizer_init(TokenizerObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"path", NULL};
     PyObject *path;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &path)) return -1;
-    PyObject *b = path_bytes(path);
-    if (b == NULL) return -1;
-    const char *p = PyBytes_AsString(b);
     hy_tokenizer *t = NULL;
-    hy_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_tokenizer_load(p, &t);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(b);
-    if (st != HY_OK) {
-        raise_status(st);
-        return -1;
-    }
+    if (call_with_path(path, load_tokenizer, &t) < 0) return -1;
     if (self->tok) hy_tokenizer_free(self->tok);
     self->tok = t;
     return 0;
@@ -873,26 +874,25 @@ typedef struct {
 static PyObject *ModelType;
 static PyObject *SessionType;
 
+typedef struct {
+    hy_model_params params;
+    hy_model *model;
+} ModelLoad;
+
+static hy_status load_model(const char *path, void *ctx) {
+    ModelLoad *l = (ModelLoad *)ctx;
+    return hy_model_load(path, &l->params, &l->model);
+}
+
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"path", "n_threads", NULL};
     PyObject *path;
     int n_threads = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|i", kwlist, &path, &n_threads)) return -1;
-    PyObject *b = path_bytes(path);
-    if (b == NULL) return -1;
-    const char *p = PyBytes_AsString(b);
-    hy_model_params params = hy_model_default_params();
-    params.n_threads = n_threads;
-    hy_model *m = NULL;
-    hy_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_model_load(p, &params, &m);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(b);
-    if (st != HY_OK) {
-        raise_status(st);
-        return -1;
-    }
+    ModelLoad load = {hy_model_default_params(), NULL};
+    load.params.n_threads = n_threads;
+    if (call_with_path(path, load_model, &load) < 0) return -1;
+    hy_model *m = load.model;
     if (self->model) hy_model_free(self->model);
     self->model = m;
     return 0;
@@ -1231,26 +1231,25 @@ typedef struct {
 
 static PyObject *ReconType;
 
+typedef struct {
+    hy_recon_params params;
+    hy_recon *recon;
+} ReconLoad;
+
+static hy_status load_recon(const char *path, void *ctx) {
+    ReconLoad *l = (ReconLoad *)ctx;
+    return hy_recon_load(path, &l->params, &l->recon);
+}
+
 static int Recon_init(ReconObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"path", "n_threads", NULL};
     PyObject *path;
     int n_threads = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|i", kwlist, &path, &n_threads)) return -1;
-    PyObject *b = path_bytes(path);
-    if (b == NULL) return -1;
-    const char *p = PyBytes_AsString(b);
-    hy_recon_params params = hy_recon_default_params();
-    params.n_threads = n_threads;
-    hy_recon *r = NULL;
-    hy_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_recon_load(p, &params, &r);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(b);
-    if (st != HY_OK) {
-        raise_status(st);
-        return -1;
-    }
+    ReconLoad load = {hy_recon_default_params(), NULL};
+    load.params.n_threads = n_threads;
+    if (call_with_path(path, load_recon, &load) < 0) return -1;
+    hy_recon *r = load.recon;
     if (self->recon) hy_recon_free(self->recon);
     self->recon = r;
     return 0;
