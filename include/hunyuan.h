@@ -206,6 +206,13 @@ HY_API hy_status hy_model_load(const char *path, const hy_model_params *params, 
 /* Releases the caller's reference; sessions created from it keep the weights until they are freed. */
 HY_API void hy_model_free(hy_model *model);
 
+struct hy_tokenizer; /* the tokenizer handle (hy_tokenizer, see the Tokenizer section) */
+
+/* The tokenizer of the model's folder (its hy.tiktoken, loaded and validated by hy_model_load: a corrupt
+ * one fails the load with HY_ERR_FORMAT), or NULL when the folder has none or model is NULL. Borrowed:
+ * owned by the model, valid until hy_model_free; never pass it to hy_tokenizer_free. */
+HY_API const struct hy_tokenizer *hy_model_tokenizer(const hy_model *model);
+
 #define HY_MAX_EOS_TOKENS 8
 
 typedef struct hy_model_info {
@@ -337,7 +344,6 @@ HY_API hy_status hy_generate(hy_session *session, const int32_t *tokens, size_t 
                              int32_t *out_tokens, size_t out_capacity, size_t *n_out,
                              hy_stop_reason *reason);
 
-struct hy_tokenizer; /* the tokenizer handle (hy_tokenizer, see the Tokenizer section) */
 
 /* Receives generated text in pieces of whole UTF-8 characters (bytes of a character split across
  * tokens wait for the rest; special tokens produce no text). `piece` is not NUL-terminated and is

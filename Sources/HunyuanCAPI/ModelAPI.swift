@@ -80,6 +80,12 @@ public func hy_model_load_impl(_ path: UnsafePointer<CChar>?, _ params: UnsafePo
 @_cdecl("hy_model_free")
 public func hy_model_free_impl(_ m: OpaquePointer?) { releaseHandle(m, ModelHandle.self) }
 
+@_cdecl("hy_model_tokenizer")
+public func hy_model_tokenizer_impl(_ m: OpaquePointer?) -> OpaquePointer? {
+    guard let h = handleObject(m, ModelHandle.self), let tok = h.model.tokenizer else { return nil }
+    return OpaquePointer(Unmanaged.passUnretained(tok).toOpaque())
+}
+
 @_cdecl("hy_model_get_info")
 public func hy_model_get_info_impl(_ m: OpaquePointer?, _ out: UnsafeMutablePointer<hy_model_info>?) -> hy_status {
     guarded {

@@ -9,6 +9,8 @@ public final class HunyuanModel: @unchecked Sendable {
     public let path: String
     public let config: HunyuanConfig
     public let generation: GenerationConfig
+    /// The tokenizer of the checkpoint folder (its hy.tiktoken), nil when the folder has none.
+    public let tokenizer: Tokenizer?
     let weights: ModelWeights
     let invFreq: [Float]
 
@@ -26,6 +28,7 @@ public final class HunyuanModel: @unchecked Sendable {
         if progress?(0.5) == false { throw HYError.aborted("model load cancelled") }
         weights = try ModelWeights(config: config, checkpoint: ck)
         invFreq = HunyuanAttention.inverseFrequencies(config)
+        tokenizer = FileSystem.exists(FileSystem.join(path, "hy.tiktoken")) ? try Tokenizer.load(path: path) : nil
         self.path = path
         _ = progress?(1)
     }

@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     LOAD(hy_eval_default_params); LOAD(hy_session_eval); LOAD(hy_session_logits);
     LOAD(hy_sampler_default_params); LOAD(hy_model_sampler_params);
     LOAD(hy_generate_default_params); LOAD(hy_generate); LOAD(hy_generate_text);
-    LOAD(hy_tokenizer_load); LOAD(hy_tokenizer_free);
+    LOAD(hy_tokenizer_load); LOAD(hy_tokenizer_free); LOAD(hy_model_tokenizer);
 
     FILE *probe = fopen(refpath, "rb");
     if (probe == NULL) {
@@ -183,6 +183,8 @@ int main(int argc, char **argv) {
         hy_tokenizer *ttok = NULL;
         EXPECT_STATUS(p_hy_model_load("builtin:hunyuan-tiny", NULL, &tiny), HY_OK);
         EXPECT_STATUS(p_hy_tokenizer_load("builtin:hunyuan-tiny", &ttok), HY_OK);
+        CHECK(p_hy_model_tokenizer(tiny) != NULL, "the model folder's tokenizer is loaded with the model");
+        CHECK(p_hy_model_tokenizer(NULL) == NULL, "NULL model: no tokenizer");
         if (tiny != NULL && ttok != NULL) {
             hy_session *ts = NULL;
             EXPECT_STATUS(p_hy_session_new(tiny, NULL, &ts), HY_OK);
@@ -202,6 +204,7 @@ int main(int argc, char **argv) {
         EXPECT_STATUS(p_hy_model_load("builtin:", NULL, &bad), HY_ERR_INVALID_ARGUMENT);
     }
 
+    CHECK(p_hy_model_tokenizer(model) == NULL, "a folder without hy.tiktoken has no tokenizer");
     p_hy_model_free(model); /* the session keeps the weights */
     EXPECT_STATUS(p_hy_session_eval(s, ids + 8, 2, NULL), HY_OK);
     p_hy_session_free(s);
