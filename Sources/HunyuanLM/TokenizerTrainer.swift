@@ -109,6 +109,18 @@ public enum TokenizerTrainer {
         try FileSystem.writeAtomically(path, overwrite: true) { w in try text.withUnsafeBytes { try w($0) } }
     }
 
+    /// Writes tokenizer_config.json in `folder`, declaring the rank count of its hy.tiktoken
+    /// (`num_mergeable_ranks`): Tokenizer.load needs it for any vocabulary other than Hunyuan's own.
+    /// A base model's config: no chat template.
+    public static func writeConfig(rankCount: Int, folder: String) throws {
+        let json = JSONValue.object([("tokenizer_class", .string("HYTokenizer")),
+                                     ("num_mergeable_ranks", .int(Int64(rankCount)))])
+        let text = Array((json.serialized() + "\n").utf8)
+        try FileSystem.writeAtomically(FileSystem.join(folder, "tokenizer_config.json"), overwrite: true) { w in
+            try text.withUnsafeBytes { try w($0) }
+        }
+    }
+
     static func base64(_ bytes: [UInt8]) -> [UInt8] {
         let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         var out: [UInt8] = []

@@ -126,7 +126,9 @@ public enum TrainRun {
         try trainer.saveCheckpoint(to: modelDir)
         if let tok = c.tokenizer {
             let src = FileSystem.isDirectory(tok) ? FileSystem.join(tok, "hy.tiktoken") : tok
-            try writeBytes(try FileSystem.readAll(src), to: FileSystem.join(modelDir, "hy.tiktoken"))
+            let ranks = try FileSystem.readAll(src)
+            try writeBytes(ranks, to: FileSystem.join(modelDir, "hy.tiktoken"))
+            try TokenizerTrainer.writeConfig(rankCount: ranks.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }, folder: modelDir)
         }
         let val = try trainer.evaluate()
         let elapsed = trainerSeconds() - start

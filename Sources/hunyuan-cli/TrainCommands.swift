@@ -99,6 +99,7 @@ struct TrainTokenizerCommand: ParsableCommand {
             writeStderr("\n")
             let path = FileSystem.isDirectory(output) ? FileSystem.join(output, "hy.tiktoken") : output
             try TokenizerTrainer.write(ranks: ranks, to: path)
+            if FileSystem.isDirectory(output) { try TokenizerTrainer.writeConfig(rankCount: ranks.count, folder: output) }
             writeStderr("wrote \(ranks.count) ranks to \(path) in \(fixed(monotonicSeconds() - start, 1)) s\n")
             var out = StdoutWriter()
             out.write("{\"ranks\":\(ranks.count),\"path\":\"\(path)\"}\n")
