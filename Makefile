@@ -113,7 +113,8 @@ blender-extension: python-install
 	rm -rf bindings/blender/hunyuan_blender/wheels && mkdir -p bindings/blender/hunyuan_blender/wheels
 	cp $(BUILD)/wheel/*.whl bindings/blender/hunyuan_blender/wheels/
 	rm -rf bindings/blender/hunyuan_blender/__pycache__ $(BUILD)/hunyuan_blender.zip
-	cd bindings/blender && ../../$(PY) -m zipfile -c ../../$(BUILD)/hunyuan_blender.zip hunyuan_blender
+	cd bindings/blender/hunyuan_blender && ../../../$(PY) -m zipfile -c ../../../$(BUILD)/hunyuan_blender.zip \
+	  blender_manifest.toml __init__.py importer.py panel.py wheels
 	@echo "built $(BUILD)/hunyuan_blender.zip (Blender: Edit > Preferences > Get Extensions > Install from Disk)"
 
 # ---- benchmarks -------------------------------------------------------------------------------
