@@ -252,18 +252,8 @@ public final class Tokenizer: @unchecked Sendable {
         while i < n {
             let c = p[i]
             if c < 0x80 { i &+= 1; continue }
-            var need = 0
-            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-            switch c {
-            case 0xC2...0xDF: need = 1
-            case 0xE0: need = 2; lo = 0xA0
-            case 0xE1...0xEC, 0xEE, 0xEF: need = 2
-            case 0xED: need = 2; hi = 0x9F
-            case 0xF0: need = 3; lo = 0x90
-            case 0xF1...0xF3: need = 3
-            case 0xF4: need = 3; hi = 0x8F
-            default: return (i, mayChange)
-            }
+            guard let (length, lo, hi) = utf8Lead(c) else { return (i, mayChange) }
+            let need = length - 1
             guard i + need < n else { return (i, mayChange) }
             let c1 = p[i &+ 1]
             if c1 < lo || c1 > hi { return (i, mayChange) }
@@ -280,6 +270,22 @@ public final class Tokenizer: @unchecked Sendable {
             i &+= need &+ 1
         }
         return (nil, mayChange)
+    }
+
+    /// For a UTF-8 lead byte ≥ 0x80: the sequence length (2…4) and the allowed range of the second
+    /// byte (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF); nil for an invalid lead.
+    @inline(__always)
+    static func utf8Lead(_ c: UInt8) -> (length: Int, lo: UInt8, hi: UInt8)? {
+        switch c {
+        case 0xC2...0xDF: return (2, 0x80, 0xBF)
+        case 0xE0: return (3, 0xA0, 0xBF)
+        case 0xE1...0xEC, 0xEE, 0xEF: return (3, 0x80, 0xBF)
+        case 0xED: return (3, 0x80, 0x9F)
+        case 0xF0: return (4, 0x90, 0xBF)
+        case 0xF1...0xF3: return (4, 0x80, 0xBF)
+        case 0xF4: return (4, 0x80, 0x8F)
+        default: return nil
+        }
     }
 
     @inline(__always)
@@ -371,18 +377,7 @@ public struct StreamingDetokenizer {
         guard k >= 0 && k >= n - 3 else { return 0 }
         let lead = b[k]
         let have = n - k
-        let need: Int
-        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: need = 2
-        case 0xE0: need = 3; lo = 0xA0
-        case 0xE1...0xEC, 0xEE, 0xEF: need = 3
-        case 0xED: need = 3; hi = 0x9F
-        case 0xF0: need = 4; lo = 0x90
-        case 0xF1...0xF3: need = 4
-        case 0xF4: need = 4; hi = 0x8F
-        default: return 0
-        }
+        guard let (need, lo, hi) = Tokenizer.utf8Lead(lead) else { return 0 }
         guard have < need else { return 0 }
         if have >= 2 && (b[k + 1] < lo || b[k + 1] > hi) { return 0 }
         return have
