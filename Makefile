@@ -23,7 +23,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib -Xswiftc -use-ld=bfd \
 	-Xlinker --disable-new-dtags -Xlinker '-rpath=$$ORIGIN/libs'
 
 
-APT_PACKAGES := libopenblas-dev zlib1g-dev pkg-config libffi-dev libpython3-dev binutils
+APT_PACKAGES := libopenblas-dev zlib1g-dev libjpeg-dev pkg-config libffi-dev libpython3-dev binutils
 CFLAGS_TEST := -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude
 
 .PHONY: test-examples blender-extension python-install deps deps-apt build demo test bench clean test-swift test-capi test-python check-library
@@ -54,10 +54,10 @@ build: deps-apt
 	$(SWIFT) build $(RELEASE_FLAGS) --product hunyuan
 	$(SWIFT) build $(RELEASE_FLAGS) --product hunyuan-cli
 	@mkdir -p $(BUILD)
-	cp .build/release/libhunyuan.so $(BUILD)/libhunyuan.so.0
+	cp --remove-destination .build/release/libhunyuan.so $(BUILD)/libhunyuan.so.0
 	strip --strip-unneeded $(BUILD)/libhunyuan.so.0
 	ln -sf libhunyuan.so.0 $(BUILD)/libhunyuan.so
-	cp .build/release/hunyuan-cli $(BUILD)/hunyuan-cli
+	cp --remove-destination .build/release/hunyuan-cli $(BUILD)/hunyuan-cli
 	rm -rf $(BUILD)/models && cp -r models $(BUILD)/models
 	@echo "built $(BUILD)/libhunyuan.so.0 and $(BUILD)/hunyuan-cli"
 

@@ -24,10 +24,10 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "CHunyuan", cSettings: engineC),
+        .target(name: "CHunyuan", cSettings: engineC, linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "HunyuanCore", dependencies: ["COpenBLAS", "CHunyuan"], swiftSettings: engineSwift),
         .target(name: "HunyuanLM", dependencies: ["HunyuanCore"], swiftSettings: engineSwift),
-        .target(name: "Hunyuan3D", dependencies: ["HunyuanCore", "CZlib"], swiftSettings: engineSwift),
+        .target(name: "Hunyuan3D", dependencies: ["HunyuanCore", "CHunyuan", "CZlib"], swiftSettings: engineSwift),
         .target(name: "HunyuanCAPI", dependencies: ["CHunyuan", "HunyuanCore", "HunyuanLM", "Hunyuan3D"],
                 swiftSettings: engineSwift),
         .executableTarget(name: "hunyuan-cli", dependencies: [

@@ -469,7 +469,10 @@ typedef struct hy_mesh hy_mesh;
 /* Flags of hy_mesh_from_grid / hy_mesh_from_field (bit mask). */
 typedef enum hy_mesh_flags {
     HY_MESH_DEFAULT = 0,          /* values below the level are inside (signed-distance convention) */
-    HY_MESH_INSIDE_ABOVE = 1      /* values above the level are inside (density / occupancy) */
+    HY_MESH_INSIDE_ABOVE = 1,     /* values above the level are inside (density / occupancy) */
+    HY_MESH_EDGE_VERTICES_ONLY = 2 /* no vertex inside a cell: the vertex set of classic marching cubes
+                                      (PyMCubes, scikit-image); the ~1 in 2,000 cells that would get a
+                                      centre vertex are fanned, possibly leaving a non-manifold edge */
 } hy_mesh_flags;
 
 /* Flags of hy_mesh_save / hy_mesh_render_preview (bit mask). */
@@ -484,8 +487,10 @@ typedef enum hy_save_flags {
  * count must equal that product and each dim must be in 2..65536.
  * bounds: NULL for voxel-index coordinates (sample (i,j,k) at (i,j,k)), or 6 floats
  * x0,y0,z0,x1,y1,z1 mapping the first and last samples of each axis (min < max).
- * level: the iso value. flags: hy_mesh_flags. n_threads: 0 = all processors.
- * Vertices lie on grid edges at the zero of the linear interpolation of value - level.
+ * level: the iso value. flags: hy_mesh_flags (other bits: HY_ERR_INVALID_ARGUMENT). n_threads: 0 = all processors.
+ * Vertices lie on grid edges at the zero of the linear interpolation of value - level, plus (without
+ * HY_MESH_EDGE_VERTICES_ONLY) a centre vertex in the rare cells whose surface piece cannot be
+ * triangulated manifold from its edge vertices alone.
  * On success *out receives a new mesh (possibly empty) for hy_mesh_free.
  * Errors: HY_ERR_INVALID_ARGUMENT (NULL, bad dims, count mismatch, NaN/inf value or level, bad
  * bounds), HY_ERR_OUT_OF_MEMORY (more than 2^32 vertices). */
@@ -665,6 +670,16 @@ typedef struct hy_recon_image {
     int32_t channels;
 } hy_recon_image;
 
+/* Reads a PNG (8/16-bit grey, grey+alpha, RGB, RGBA, palette) or JPEG (baseline/progressive, grey,
+ * YCbCr, CMYK) file, chosen by its signature, into *out: 8-bit RGB, or RGBA when the PNG has alpha.
+ * The pixels belong to the library: release them with hy_recon_image_free. On failure *out is zeroed.
+ * Errors: HY_ERR_INVALID_ARGUMENT (NULL, bad UTF-8), HY_ERR_IO (cannot open), HY_ERR_FORMAT (not PNG
+ * or JPEG, corrupt or truncated data, side > 32768). Thread-safe. */
+HY_API hy_status hy_recon_image_load(const char *path, hy_recon_image *out);
+
+/* Frees the pixels of an image from hy_recon_image_load and zeroes *image. NULL is a no-op. */
+HY_API void hy_recon_image_free(hy_recon_image *image);
+
 typedef struct hy_recon_mesh_params {
     uint32_t struct_size;             /* sizeof(hy_recon_mesh_params) */
     int32_t resolution;               /* marching-cubes grid side; 384 as the official code */
@@ -681,8 +696,9 @@ HY_API hy_recon_mesh_params hy_recon_mesh_default_params(void);
  * predictor's cameras, encode, the SDF over the grid evaluated block by block into marching cubes,
  * clean-up, vertex clustering, smoothing, decimation, vertex colours from the decoder. On success
  * *out receives a mesh for hy_mesh_free, and the handle keeps the triplane (hy_recon_query works).
- * progress (optional) is called on the calling thread between stages; abort (optional) is polled from
- * worker threads during the SDF evaluation. Errors: HY_ERR_INVALID_ARGUMENT (NULLs, view count,
+ * progress (optional) is called on the calling thread between stages; abort (optional) is polled
+ * before each encoder / transformer block (calling thread) and from worker threads during the SDF
+ * evaluation, so a cancel takes effect within one block. Errors: HY_ERR_INVALID_ARGUMENT (NULLs, view count,
  * non-square or malformed views), HY_ERR_FORMAT (non-finite network output), HY_ERR_ABORTED. */
 HY_API hy_status hy_recon_views_to_mesh(hy_recon *recon, const hy_recon_image *views, size_t n_views,
                                         const hy_recon_mesh_params *params,

@@ -22,6 +22,11 @@ import Synchronization
 ///   boundary curve of a cell becomes one triangulated disk, so a surface that does not reach the
 ///   grid border is closed, manifold and consistently wound. (Interior "tunnel" configurations of the
 ///   trilinear interpolant, which MC33 resolves, are triangulated as separate disks.)
+/// - A boundary curve that cannot be fanned without a diagonal along a cube face (which could meet
+///   the neighbour's triangles in a non-manifold edge) gets one extra vertex at its centroid, inside
+///   the cell — about 1 cell in 2,000 on smooth fields. With `interiorVertices: false` such curves
+///   are fanned anyway: every vertex then lies on a grid edge, the vertex set of classic marching
+///   cubes (PyMCubes, scikit-image), at the price of possibly non-manifold edges in those cells.
 ///
 /// Work is split into slabs along x, evaluated in parallel on a ThreadPool; a slab needs only its own
 /// samples, so a field can be computed block by block through a callback (`extract(dims:field:)`)
@@ -43,16 +48,17 @@ public enum MarchingCubes {
     /// Extracts the iso-surface of a dense grid held in memory (`values.count == X*Y*Z`).
     /// Throws invalidArgument for bad dims, a size mismatch, or NaN/infinite values.
     public static func extract(grid values: [Float], dims: SIMD3<Int>, level: Float = 0,
-                               bounds: Bounds? = nil, insideAbove: Bool = false,
+                               bounds: Bounds? = nil, insideAbove: Bool = false, interiorVertices: Bool = true,
                                threads: Int = 0) throws -> Mesh {
         try values.withUnsafeBufferPointer { v in
-            try extract(grid: v, dims: dims, level: level, bounds: bounds, insideAbove: insideAbove, threads: threads)
+            try extract(grid: v, dims: dims, level: level, bounds: bounds, insideAbove: insideAbove,
+                        interiorVertices: interiorVertices, threads: threads)
         }
     }
 
     /// The same on a borrowed buffer (read only, not retained: e.g. a caller's array from C).
     public static func extract(grid values: UnsafeBufferPointer<Float>, dims: SIMD3<Int>, level: Float = 0,
-                               bounds: Bounds? = nil, insideAbove: Bool = false,
+                               bounds: Bounds? = nil, insideAbove: Bool = false, interiorVertices: Bool = true,
                                threads: Int = 0) throws -> Mesh {
         try checkDims(dims)
         let n = try checkedMul(try checkedMul(dims.x, dims.y, "grid dims"), dims.z, "grid dims")
@@ -70,7 +76,8 @@ public enum MarchingCubes {
             let z = b % dims.z, y = (b / dims.z) % dims.y, x = b / (dims.y * dims.z)
             throw HYError.invalidArgument("grid value at [\(x), \(y), \(z)] is \(values[b]) (NaN or infinite values are not allowed)")
         }
-        return try run(dims: dims, level: level, bounds: bounds, insideAbove: insideAbove, pool: pool) { x0, _, _ in
+        return try run(dims: dims, level: level, bounds: bounds, insideAbove: insideAbove,
+                       interiorVertices: interiorVertices, pool: pool) { x0, _, _ in
             base + x0 * dims.y * dims.z
         }
     }
@@ -79,15 +86,15 @@ public enum MarchingCubes {
     /// a slab of whole y-z planes, at most `slabCells + 1` planes thick, so memory stays at about
     /// `threads * (slabCells + 1) * Y * Z * 4` bytes however large X is.
     public static func extract(dims: SIMD3<Int>, level: Float = 0, bounds: Bounds? = nil,
-                               insideAbove: Bool = false, threads: Int = 0, slabCells: Int = 16,
-                               field: BlockField) throws -> Mesh {
+                               insideAbove: Bool = false, interiorVertices: Bool = true, threads: Int = 0,
+                               slabCells: Int = 16, field: BlockField) throws -> Mesh {
         try checkDims(dims)
         _ = try checkedMul(try checkedMul(dims.x, dims.y, "grid dims"), dims.z, "grid dims")
         guard level.isFinite else { throw HYError.invalidArgument("iso level \(level) is not finite") }
         let pool = ThreadPool(threads: threads)
         return try withoutActuallyEscaping(field) { field in
-            try run(dims: dims, level: level, bounds: bounds, insideAbove: insideAbove, pool: pool,
-                    slabCells: max(1, slabCells)) { x0, planes, buffer in
+            try run(dims: dims, level: level, bounds: bounds, insideAbove: insideAbove,
+                    interiorVertices: interiorVertices, pool: pool, slabCells: max(1, slabCells)) { x0, planes, buffer in
                 let bd = SIMD3(planes, dims.y, dims.z)
                 let buf = UnsafeMutableBufferPointer(start: buffer, count: planes * dims.y * dims.z)
                 try field(SIMD3(x0, 0, 0), bd, buf)
@@ -142,8 +149,8 @@ public enum MarchingCubes {
         var foreign = 0      // first-plane vertices (same order), computed here too
     }
 
-    static func run(dims: SIMD3<Int>, level: Float, bounds: Bounds?, insideAbove: Bool, pool: ThreadPool,
-                    slabCells: Int = 16, source: SlabSource) throws -> Mesh {
+    static func run(dims: SIMD3<Int>, level: Float, bounds: Bounds?, insideAbove: Bool, interiorVertices: Bool,
+                    pool: ThreadPool, slabCells: Int = 16, source: SlabSource) throws -> Mesh {
         let cellsX = dims.x - 1
         // Keep 3 vertices per sample of a slab within Int32 (slab-local indices).
         let slabCells = max(1, min(slabCells, Int(Int32.max) / (4 * dims.y * dims.z) - 1))
@@ -166,7 +173,8 @@ public enum MarchingCubes {
                     defer { scratch.deallocate() }
                     let vals = try source(x0, planes, scratch)
                     var slab = SlabExtractor(dims: dims, level: level, insideAbove: insideAbove,
-                                             origin: origin, spacing: spacing, tables: tables)
+                                             interiorVertices: interiorVertices, origin: origin, spacing: spacing,
+                                             tables: tables)
                     res[s] = slab.run(values: vals, x0: x0, x1: x1, last: s == nSlabs - 1)
                 } catch let e as HYError {
                     errLock.withLock { if $0 == nil { $0 = e } }
@@ -216,12 +224,14 @@ struct SlabExtractor {
     let ny: Int, nz: Int
     let level: Float
     let insideAbove: Bool
+    let interiorVertices: Bool
     let origin: SIMD3<Double>, spacing: SIMD3<Double>
     let tables: MCTables
 
-    init(dims: SIMD3<Int>, level: Float, insideAbove: Bool, origin: SIMD3<Double>, spacing: SIMD3<Double>, tables: MCTables) {
+    init(dims: SIMD3<Int>, level: Float, insideAbove: Bool, interiorVertices: Bool, origin: SIMD3<Double>,
+         spacing: SIMD3<Double>, tables: MCTables) {
         ny = dims.y; nz = dims.z
-        self.level = level; self.insideAbove = insideAbove
+        self.level = level; self.insideAbove = insideAbove; self.interiorVertices = interiorVertices
         self.origin = origin; self.spacing = spacing; self.tables = tables
     }
 
@@ -370,6 +380,11 @@ struct SlabExtractor {
                     }
                     let t = c * 64 + m
                     let lo = Int(triOff[t]), hi = Int(triOff[t + 1])
+                    if tables.hasCenter[t], !interiorVertices, let fan = tables.fanTris[t] {
+                        for e in fan { out.faces.append(UInt32(bitPattern: bases[edgeBase[Int(e)]][cellIdx + edgeOff[Int(e)]])) }
+                        z += 1
+                        continue
+                    }
                     if tables.hasCenter[t], let loops = tables.centerLoops[t] {
                         // Rare: a loop triangulated around its centroid (a vertex inside the cell).
                         var ids: [UInt32] = []

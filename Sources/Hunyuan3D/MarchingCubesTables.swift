@@ -20,6 +20,9 @@ final class MCTables: @unchecked Sendable {
     /// triangles then use edge id 12 + j for the centroid of loop j.
     let centerLoops: [Int: [[UInt8]]]
     let hasCenter: [Bool]
+    /// For the cases in `centerLoops`: the whole cell's triangles with each centre loop fanned from
+    /// the apex with the fewest diagonals along a cube face (no interior vertex; see `interiorVertices`).
+    let fanTris: [Int: [UInt8]]
     /// Faces (bit f) whose corners alternate inside / outside in each case.
     let ambiguous: [UInt8]
     /// Which per-slab edge array holds edge e: 0 x-edges, 1/2 y-edges of plane x/x+1, 3/4 z-edges.
@@ -100,6 +103,7 @@ final class MCTables: @unchecked Sendable {
         var edges: [UInt8] = []
         var amb = [UInt8](repeating: 0, count: 256)
         var centers: [Int: [[UInt8]]] = [:]
+        var fans: [Int: [UInt8]] = [:]
         for c in 0..<256 {
             for f in 0..<6 {
                 let q = MCTables.faceCorners[f]
@@ -108,18 +112,21 @@ final class MCTables: @unchecked Sendable {
             }
             for m in 0..<64 {
                 var cellCenters: [[UInt8]] = []
+                var fanned: [UInt8] = []
                 for var loop in MCTables.loops(c, m) {
                     if flip { loop.reverse() }
                     if loop.count < 3 { continue }
                     let (tris, center) = MCTables.disk(loop, edgeFaces, centerID: 12 + cellCenters.count)
                     if center { cellCenters.append(loop.map { UInt8($0) }) }
                     edges += tris.map { UInt8($0) }
+                    fanned += (center ? MCTables.fan(loop, edgeFaces) : tris).map { UInt8($0) }
                 }
-                if !cellCenters.isEmpty { centers[c * 64 + m] = cellCenters }
+                if !cellCenters.isEmpty { centers[c * 64 + m] = cellCenters; fans[c * 64 + m] = fanned }
                 offs.append(UInt32(edges.count))
             }
         }
         centerLoops = centers
+        fanTris = fans
         var flags = [Bool](repeating: false, count: 256 * 64)
         for k in centers.keys { flags[k] = true }
         hasCenter = flags
@@ -152,6 +159,21 @@ final class MCTables: @unchecked Sendable {
         }
         for i in 0..<n { tris += [centerID, loop[i], loop[(i + 1) % n]] }
         return (tris, true)
+    }
+
+    /// The loop fanned from the apex whose diagonals run along a cube face least often (used instead
+    /// of a centre vertex when interior vertices are not wanted).
+    static func fan(_ loop: [Int], _ edgeFaces: [Int]) -> [Int] {
+        let n = loop.count
+        func faceDiagonals(_ k: Int) -> Int {
+            (0..<n).filter { i in
+                i != k && i != (k + 1) % n && i != (k + n - 1) % n && edgeFaces[loop[k]] & edgeFaces[loop[i]] != 0
+            }.count
+        }
+        let k = (0..<n).min { faceDiagonals($0) < faceDiagonals($1) } ?? 0
+        var tris: [Int] = []
+        for i in 1..<(n - 1) { tris += [loop[k], loop[(k + i) % n], loop[(k + i + 1) % n]] }
+        return tris
     }
 
     /// Offset of edge e's slot from the cell's (y*nz + z) in its per-plane array.

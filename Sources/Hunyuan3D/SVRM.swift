@@ -43,7 +43,8 @@ public final class SVRM: @unchecked Sendable {
     /// 504 for the released model; any multiple of the patch size works), cameras: V·20 ([V, 20], the
     /// condition view last and zero), V = config.numViews. Wrong counts or non-finite inputs are
     /// `.invalidArgument`; non-finite network outputs `.format` (corrupt weights).
-    public func encode(images: [Float], cameras: [Float], imageSize: Int? = nil, trace: SVRMTrace? = nil) throws -> Encoding {
+    public func encode(images: [Float], cameras: [Float], imageSize: Int? = nil, trace: SVRMTrace? = nil,
+                       abort: (() -> Bool)? = nil) throws -> Encoding {
         let c = config, v = c.numViews, s = imageSize ?? c.imageSize
         guard s >= c.patchSize, s % c.patchSize == 0, s <= 16384 else {
             throw HYError.invalidArgument("image size \(s): a multiple of the patch size \(c.patchSize) expected")
@@ -59,9 +60,11 @@ public final class SVRM: @unchecked Sendable {
         try Self.checkFinite(cameras, "cameras", status: .invalidArgument)
         let tokens = images.withUnsafeBufferPointer { im in
             cameras.withUnsafeBufferPointer { cam in
-                encoder.encode(images: im.baseAddress!, imageSize: s, cameras: cam.baseAddress!, views: v, pool: pool, trace: trace)
+                encoder.encode(images: im.baseAddress!, imageSize: s, cameras: cam.baseAddress!, views: v, pool: pool,
+                               trace: trace, shouldStop: abort)
             }
         }
+        if tokens.isEmpty { throw HYError.aborted("reconstruction cancelled during the image encoder") }
         try Self.checkFinite(tokens, "image encoder output", status: .format)
         let perView = 1 + (s / c.patchSize) * (s / c.patchSize)
         trace.map { t in tokens.withUnsafeBufferPointer { t("encoder_tokens", [v, perView, c.encoderWidth], $0) } }
@@ -69,8 +72,10 @@ public final class SVRM: @unchecked Sendable {
             SVRMTriplaneTransformer.interleave($0.baseAddress!, views: v, tokensPerView: perView, dim: c.encoderWidth)
         }
         let triTokens = context.withUnsafeBufferPointer {
-            transformer.forward(context: $0.baseAddress!, contextRows: v * perView, pool: pool, trace: trace)
+            transformer.forward(context: $0.baseAddress!, contextRows: v * perView, pool: pool, trace: trace,
+                                shouldStop: abort)
         }
+        if triTokens.isEmpty { throw HYError.aborted("reconstruction cancelled during the triplane transformer") }
         let triplane = try triTokens.withUnsafeBufferPointer {
             try upsampler.forward(tokens: $0.baseAddress!, pool: pool, trace: trace)
         }
@@ -146,9 +151,10 @@ public final class SVRM: @unchecked Sendable {
     /// official `mcubes.marching_cubes(-sdf, 0)`; same vertex set: one vertex per sign-changing grid
     /// edge, vertices mapped by v/(G−1)·(max−min)+min), evaluated slab by slab straight into marching
     /// cubes (the grid is never held in full). Vertex colours from the decoder when `colors`.
+    /// `interiorVertices` false (default) keeps exactly PyMCubes' vertex set (see MarchingCubes).
     /// Vertices are in the model's frame (x, y, z); the official OBJ export swaps to (y, z, x).
     public func extractMesh(_ triplane: SVRMTriplane, resolution n: Int, colors: Bool = true,
-                            abort: (() -> Bool)? = nil) throws -> Mesh {
+                            interiorVertices: Bool = false, abort: (() -> Bool)? = nil) throws -> Mesh {
         guard n >= 2 && n <= 4096 else { throw HYError.invalidArgument("mesh resolution \(n) (2...4096 expected)") }
         try checkTriplane(triplane)
         let axis = SVRMDecoder.linspace(Float(config.boxMin), Float(config.boxMax), n)
@@ -156,7 +162,7 @@ public final class SVRM: @unchecked Sendable {
         var mesh = try MarchingCubes.extract(
             dims: SIMD3(n, n, n), level: 0,
             bounds: .init(min: SIMD3(repeating: lo), max: SIMD3(repeating: hi)),
-            threads: pool.threadCount, slabCells: 16
+            interiorVertices: interiorVertices, threads: pool.threadCount, slabCells: 16
         ) { origin, dims, out in
             if let abort, abort() { throw HYError.aborted("reconstruction cancelled") }
             let count = dims.x * dims.y * dims.z

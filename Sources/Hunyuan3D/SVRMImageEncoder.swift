@@ -78,9 +78,10 @@ public struct SVRMImageEncoder {
     }
 
     /// Runs the encoder. `images`: V·3·S·S floats with S = `imageSize` (a multiple of the patch size),
-    /// `cameras`: V·20 floats (both checked by the caller).
+    /// `cameras`: V·20 floats (both checked by the caller). `shouldStop` is polled before each block;
+    /// when it returns true the result is empty.
     public func encode(images: UnsafePointer<Float>, imageSize s: Int, cameras: UnsafePointer<Float>, views v: Int,
-                       pool: ThreadPool?, trace: SVRMTrace? = nil) -> [Float] {
+                       pool: ThreadPool?, trace: SVRMTrace? = nil, shouldStop: (() -> Bool)? = nil) -> [Float] {
         let c = config, d = c.encoderWidth, p = c.patchSize, g = s / p
         let t = 1 + g * g, rows = v * t, kIn = c.inChannels * p * p
 
@@ -129,6 +130,7 @@ public struct SVRMImageEncoder {
         let mod = SVRMBuffer(v * 2 * d)
         let heads = c.encoderHeads, hd = d / heads
         for (bi, blk) in weights.blocks.enumerated() {
+            if let shouldStop, shouldStop() { return [] }
             adaNorm(blk.norm1, x.p, cond.p, mod.p, views: v, tokens: t, h.p, pool: pool)
             blk.qkv.forward(h.p, rows: rows, qkv.p, pool: pool)
             for vi in 0..<v {

@@ -25,8 +25,9 @@ public struct SVRMMeshOptions: Sendable {
 
 extension SVRM {
     /// 8-bit views → mesh (see `SVRMMeshOptions`). `progress(stage, fraction)` is called on the
-    /// calling thread between stages and returning false cancels; `abort()` is polled during the
-    /// SDF evaluation from worker threads and returning true cancels. Cancelling throws `.aborted`.
+    /// calling thread between stages and returning false cancels; `abort()` is polled before each
+    /// encoder and transformer block (calling thread) and during the SDF evaluation (worker threads);
+    /// returning true cancels. Cancelling throws `.aborted`.
     public func viewsToMesh(views: [SVRMPreprocess.Image], options: SVRMMeshOptions = SVRMMeshOptions(),
                             progress: ((String, Float) -> Bool)? = nil, abort: (() -> Bool)? = nil) throws
         -> (mesh: Mesh, triplane: SVRMTriplane) {
@@ -47,7 +48,7 @@ extension SVRM {
             }
         }
         try step("encode", 0.0)
-        let enc = try encode(images: images, cameras: SVRMPreprocess.cameras())
+        let enc = try encode(images: images, cameras: SVRMPreprocess.cameras(), abort: abort)
         try step("marching cubes", 0.6)
         var mesh = try extractMesh(enc.triplane, resolution: options.resolution, colors: false, abort: abort)
         try step("refine", 0.85)

@@ -31,8 +31,9 @@ public struct SVRMTriplaneTransformer {
     }
 
     /// context: [nc, D] (interleaved) → triplane tokens [3·P², W] after the final LayerNorm.
+    /// `shouldStop` is polled before each block; when it returns true the result is empty.
     public func forward(context: UnsafePointer<Float>, contextRows nc: Int, pool: ThreadPool?,
-                        trace: SVRMTrace? = nil) -> [Float] {
+                        trace: SVRMTrace? = nil, shouldStop: (() -> Bool)? = nil) -> [Float] {
         let c = config, w = c.triplaneWidth, q = c.triplaneQueries, inner = c.triplaneInner
         let heads = c.triplaneHeads, hd = c.triplaneHeadDim, scale = 1 / Float(hd).squareRoot()
         let x = SVRMBuffer(q * w)
@@ -43,6 +44,7 @@ public struct SVRMTriplaneTransformer {
         let proj = SVRMBuffer(chunk * 2 * ff), gated = SVRMBuffer(chunk * ff)
 
         for (bi, b) in weights.blocks.enumerated() {
+            if let shouldStop, shouldStop() { return [] }
             // x += to_out(attn(norm1(x), context))
             norm(x.p, rows: q, b.norm1W, b.norm1B, c.blockLayerNormEps, h.p, pool: pool)
             b.crossQ.forward(h.p, rows: q, qb.p, pool: pool)

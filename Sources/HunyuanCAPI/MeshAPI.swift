@@ -63,10 +63,16 @@ public func hy_mesh_from_grid_impl(_ values: UnsafePointer<Float>?, _ count: Int
         guard let values else { throw HYError.invalidArgument("values is NULL") }
         guard threads >= 0 else { throw HYError.invalidArgument("n_threads \(threads) is negative") }
         let grid = UnsafeBufferPointer(start: values, count: max(0, count))
-        let m = try MarchingCubes.extract(grid: grid, dims: d, level: level, bounds: b,
-                                          insideAbove: flags & 1 != 0, threads: Int(threads))
+        try meshFlagsArg(flags)
+        let m = try MarchingCubes.extract(grid: grid, dims: d, level: level, bounds: b, insideAbove: flags & 1 != 0,
+                                          interiorVertices: flags & 2 == 0, threads: Int(threads))
         out.pointee = retainHandle(MeshHandle(m))
     }
+}
+
+/// hy_mesh_flags: HY_MESH_INSIDE_ABOVE | HY_MESH_EDGE_VERTICES_ONLY.
+private func meshFlagsArg(_ flags: UInt32) throws {
+    guard flags & ~3 == 0 else { throw HYError.invalidArgument("unknown hy_mesh_flags bits 0x\(String(flags & ~3, radix: 16))") }
 }
 
 @_cdecl("hy_mesh_from_field")
@@ -78,8 +84,9 @@ public func hy_mesh_from_field_impl(_ dims: UnsafePointer<Int32>?, _ bounds: Uns
         let (d, b) = try gridArgs(dims, bounds, level)
         guard let field else { throw HYError.invalidArgument("field callback is NULL") }
         guard threads >= 0 else { throw HYError.invalidArgument("n_threads \(threads) is negative") }
+        try meshFlagsArg(flags)
         let m = try MarchingCubes.extract(dims: d, level: level, bounds: b, insideAbove: flags & 1 != 0,
-                                          threads: Int(threads)) { o, bd, buf in
+                                          interiorVertices: flags & 2 == 0, threads: Int(threads)) { o, bd, buf in
             var origin: (Int32, Int32, Int32) = (Int32(o.x), Int32(o.y), Int32(o.z))
             var size: (Int32, Int32, Int32) = (Int32(bd.x), Int32(bd.y), Int32(bd.z))
             let ok = withUnsafePointer(to: &origin) { op in

@@ -1,4 +1,5 @@
 import CHunyuan
+import Glibc
 import Hunyuan3D
 import HunyuanCore
 
@@ -41,6 +42,26 @@ public func hy_recon_load_impl(_ path: UnsafePointer<CChar>?, _ params: UnsafePo
         guard prm.n_threads >= 0 else { throw HYError.invalidArgument("hy_recon_params.n_threads is \(prm.n_threads)") }
         out.pointee = retainHandle(ReconHandle(try SVRM(path: p, threads: Int(prm.n_threads))))
     }
+}
+
+@_cdecl("hy_recon_image_load")
+public func hy_recon_image_load_impl(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<hy_recon_image>?) -> hy_status {
+    guarded {
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = hy_recon_image()
+        let im = try ImageFile.read(try utf8Arg(path, "path"))
+        guard let buf = malloc(im.pixels.count) else { throw HYError.outOfMemory("\(im.pixels.count) bytes of pixels") }
+        im.pixels.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        out.pointee = hy_recon_image(pixels: UnsafePointer(buf.assumingMemoryBound(to: UInt8.self)), width: Int32(im.width),
+                                     height: Int32(im.height), channels: Int32(im.channels))
+    }
+}
+
+@_cdecl("hy_recon_image_free")
+public func hy_recon_image_free_impl(_ image: UnsafeMutablePointer<hy_recon_image>?) {
+    guard let image else { return }
+    free(UnsafeMutableRawPointer(mutating: image.pointee.pixels))
+    image.pointee = hy_recon_image()
 }
 
 @_cdecl("hy_recon_free")

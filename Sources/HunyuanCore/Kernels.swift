@@ -90,6 +90,11 @@ var resolvedQuantPath: Int32 {
     }
 }
 
+/// Prefill GEMMs on f32/f16/bf16 weights: `true` (default) uses the register-tiled AVX-512 kernel
+/// (`hyi_gemm_float`, weights read in place) where the CPU has AVX-512F; `false` forces the portable
+/// path (widen tiles, OpenBLAS sgemm). Tests run both.
+nonisolated(unsafe) public var floatGEMMKernelEnabled = true
+
 /// A 2-D weight [rows, cols] used in place as stored — f32, bf16, f16, fp8 (per-row scales) or a block
 /// format (q8_0, q4_0, q4_k; layouts in Quantization.swift) — borrowed from a tensor whose owner it
 /// keeps alive. Immutable; shareable across threads.
@@ -340,19 +345,36 @@ public func sgemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b
                 b, Int32(ldb), accumulate ? 1 : 0, c, Int32(ldc))
 }
 
-/// Y[t, rows] = X[t, cols] · Wᵀ for t tokens: a matvec for one token, GEMM (OpenBLAS) otherwise.
-/// f32 weights are used in place; bf16/f16 weights are widened tile by tile (never a full copy).
-/// Output columns are split over `pool`.
+/// Y[t, rows] = X[t, cols] · Wᵀ for t tokens: a matvec for one token, a GEMM otherwise — f32/f16/bf16
+/// weights through the AVX-512 tiled kernel in place (see `floatGEMMKernelEnabled`), else OpenBLAS
+/// sgemm (f32 in place, other formats widened tile by tile, never a full copy). Output columns are
+/// split over `pool`.
 public func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                    pool: ThreadPool?) {
     if t <= 0 { return }
     if t == 1 { matvec(w, x, y, pool: pool); return }
     let direct = w.format == .f32 && Int(bitPattern: w.base) % 4 == 0
+    var floatCode: Int32? = nil
+    if floatGEMMKernelEnabled && CPUFeatures.avx512 {
+        switch w.format {
+        case .f32: floatCode = Int32(HYI_FLOAT_F32)
+        case .f16: floatCode = Int32(HYI_FLOAT_F16)
+        case .bf16: floatCode = Int32(HYI_FLOAT_BF16)
+        default: break
+        }
+    }
     // Below ~1 MFLOP the wake-up of another thread costs more than it saves.
     let parts = t * w.rows * w.cols < 1 << 19 ? 1 : max(1, min(pool?.threadCount ?? 1, w.rows / 32))
     let body: (Int) -> Void = { p in
-        let lo = w.rows * p / parts, hi = w.rows * (p + 1) / parts
+        // Part boundaries on multiples of 4 rows (the kernel's tile height).
+        func boundary(_ q: Int) -> Int { q == parts ? w.rows : min(w.rows, (w.rows * q / parts + 3) & ~3) }
+        let lo = boundary(p), hi = boundary(p + 1)
         if lo >= hi { return }
+        if let floatCode,
+           hyi_gemm_float(floatCode, w.base, w.rowBytes, Int64(lo), Int64(hi), x, Int64(w.cols), Int64(t), Int64(w.cols),
+                          y, Int64(w.rows)) {
+            return
+        }
         if direct {
             sgemmNT(m: t, n: hi - lo, k: w.cols, a: x, lda: w.cols,
                     b: w.base.assumingMemoryBound(to: Float.self) + lo * w.cols, ldb: w.cols,

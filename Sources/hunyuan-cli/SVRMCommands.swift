@@ -219,13 +219,13 @@ struct ReconstructCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconstruct",
         abstract: "Hunyuan3D-1.0 views → mesh: 6 generated views (azimuth 0, 60, …, 300) + the condition image.",
-        discussion: "Images are PNG files (RGB or RGBA, square; alpha is composited over white), or the `images_uint8` "
+        discussion: "Images are PNG or JPEG files (RGB or RGBA, square; alpha is composited over white), or the `images_uint8` "
             + "[7,H,W,C] tensor of a safetensors file (condition image last). The mesh format follows -o's extension.")
 
     @Argument(help: "SVRM checkpoint folder or .safetensors file.") var model: String
-    @Option(parsing: .upToNextOption, help: "The 6 view PNGs in azimuth order 0, 60, 120, 180, 240, 300.") var views: [String] = []
-    @Option(help: "The condition image PNG.") var condition: String?
-    @Option(help: "Instead of PNGs: a safetensors file with images_uint8 [7,H,W,C].") var viewsU8: String?
+    @Option(parsing: .upToNextOption, help: "The 6 view images (PNG/JPEG) in azimuth order 0, 60, 120, 180, 240, 300.") var views: [String] = []
+    @Option(help: "The condition image (PNG/JPEG).") var condition: String?
+    @Option(help: "Instead of image files: a safetensors file with images_uint8 [7,H,W,C].") var viewsU8: String?
     @Option(name: .shortAndLong, help: "Output mesh (.glb, .obj, .ply, .stl).") var output: String
     @Option(help: "Marching-cubes resolution.") var resolution: Int = 384
     @Option(help: "Decimate to this many faces (0 = keep all).") var faces: Int = 90_000
@@ -248,9 +248,9 @@ struct ReconstructCommand: ParsableCommand {
                 }
             } else {
                 guard views.count == 6, let condition else {
-                    throw HYError.invalidArgument("give --views with 6 PNG files and --condition (or --views-u8)")
+                    throw HYError.invalidArgument("give --views with 6 image files and --condition (or --views-u8)")
                 }
-                for p in views + [condition] { images.append(try PNGDecoder.read(p)) }
+                for p in views + [condition] { images.append(try ImageFile.read(p)) }
             }
             let t0 = svrmClock()
             let svrm = try SVRM(path: model, threads: threads)

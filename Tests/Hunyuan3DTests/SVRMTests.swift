@@ -143,10 +143,13 @@ final class SVRMTests: XCTestCase {
             let g = grid.shape[0]
             let theirs = mcv.floats()
             let bounds = MarchingCubes.Bounds(min: SIMD3(repeating: box.0), max: SIMD3(repeating: box.1))
-            let onRef = try MarchingCubes.extract(grid: grid.floats(), dims: SIMD3(g, g, g), level: 0, bounds: bounds)
+            let onRef = try MarchingCubes.extract(grid: grid.floats(), dims: SIMD3(g, g, g), level: 0, bounds: bounds,
+                                                  interiorVertices: false)
             let a = matchVertices(onRef, theirs, tol: 1e-5, grid: g, box: box)
             XCTAssertEqual(a.missing, 0, "\(dir): MC on the reference grid misses \(a.missing) of \(theirs.count / 3) vertices")
             XCTAssertEqual(a.extraOnEdges, 0, "\(dir): MC on the reference grid has \(a.extraOnEdges) extra grid-edge vertices")
+            XCTAssertEqual(a.interior, 0, "\(dir): MC on the reference grid has \(a.interior) cell-interior vertices")
+            XCTAssertEqual(onRef.vertexCount, theirs.count / 3, "\(dir): vertex count differs from PyMCubes")
 
             let inputs = try SafetensorsFile(path: dir + "/inputs.safetensors")
             let images = try require(inputs, "images")
@@ -156,6 +159,8 @@ final class SVRMTests: XCTestCase {
             let b = matchVertices(mesh, theirs, tol: 1e-4, grid: g, box: box)
             XCTAssertEqual(b.missing, 0, "\(dir): our mesh misses \(b.missing) of \(theirs.count / 3) reference vertices")
             XCTAssertEqual(b.extraOnEdges, 0, "\(dir): our mesh has \(b.extraOnEdges) grid-edge vertices not in the reference")
+            XCTAssertEqual(b.interior, 0, "\(dir): our mesh has \(b.interior) cell-interior vertices")
+            XCTAssertEqual(mesh.vertexCount, theirs.count / 3, "\(dir): vertex count differs from PyMCubes")
             XCTAssertEqual(mesh.colors?.count, 3 * mesh.vertexCount)
             print("SVRM marching cubes \(dir): reference grid worst \(a.worst); ours \(mesh.vertexCount) vertices "
                   + "(\(theirs.count / 3) reference, \(b.interior) cell-interior extras), worst \(b.worst)")

@@ -124,6 +124,67 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Prefill GEMM on f32/f16/bf16 weights, AVX-512 tiled kernel and the portable sgemm path, against
+    /// a float64 product of the stored (rounded) weights: odd token counts (tile 6, token block 48),
+    /// rows not a multiple of the 4-row tile, columns with a 16-lane tail, 1 and 2 threads.
+    func testFloatGEMMPathsAgainstFloat64() throws {
+        defer { floatGEMMKernelEnabled = true }
+        let pools = [ThreadPool(threads: 1), ThreadPool(threads: 2)]
+        for (t, rows, cols) in [(2, 5, 37), (7, 13, 100), (33, 67, 200), (50, 130, 513), (97, 256, 1024)] {
+            let w = randomMatrix(rows, cols, seed: UInt64(t * 7 + rows))
+            var g = RNG(s: UInt64(cols))
+            let x = (0..<(t * cols)).map { _ in g.next() }
+            for dt in [DType.f32, .f16, .bf16] {
+                var bytes = [UInt8](repeating: 0, count: rows * cols * (dt == .f32 ? 4 : 2))
+                var stored = w
+                bytes.withUnsafeMutableBytes { b in
+                    for i in 0..<w.count {
+                        switch dt {
+                        case .f32: b.storeBytes(of: w[i], toByteOffset: 4 * i, as: Float.self)
+                        case .f16:
+                            let h = FloatBits.floatToF16(w[i]); stored[i] = FloatBits.f16ToFloat(h)
+                            b.storeBytes(of: h, toByteOffset: 2 * i, as: UInt16.self)
+                        default:
+                            let h = FloatBits.floatToBF16(w[i]); stored[i] = FloatBits.bf16ToFloat(h)
+                            b.storeBytes(of: h, toByteOffset: 2 * i, as: UInt16.self)
+                        }
+                    }
+                }
+                let keep = Bytes(bytes)
+                let m = try WeightMatrix(Tensor(name: "w", dtype: dt, shape: [rows, cols], data: UnsafeRawBufferPointer(keep.p), owner: keep),
+                                         rows: rows, cols: cols)
+                var ref = [Float](repeating: 0, count: t * rows)
+                var scale = [Float](repeating: 0, count: t * rows)
+                for i in 0..<t {
+                    for r in 0..<rows {
+                        var acc = 0.0, mag = 0.0
+                        for c in 0..<cols {
+                            acc += Double(stored[r * cols + c]) * Double(x[i * cols + c])
+                            mag += abs(Double(stored[r * cols + c]) * Double(x[i * cols + c]))
+                        }
+                        ref[i * rows + r] = Float(acc); scale[i * rows + r] = Float(mag)
+                    }
+                }
+                for kernel in [true, false] {
+                    floatGEMMKernelEnabled = kernel
+                    for pool in pools {
+                        var y = [Float](repeating: .nan, count: t * rows)
+                        x.withUnsafeBufferPointer { xp in
+                            y.withUnsafeMutableBufferPointer { linear(m, xp.baseAddress!, t, $0.baseAddress!, pool: pool) }
+                        }
+                        for j in 0..<y.count {
+                            // fp32 accumulation: error ≲ cols · eps · Σ|terms|
+                            XCTAssertLessThanOrEqual(abs(y[j] - ref[j]), 4e-7 * Float(cols).squareRoot() * scale[j] + 1e-30,
+                                                     "\(dt) kernel \(kernel) t \(t) rows \(rows) cols \(cols) at \(j)")
+                            if abs(y[j] - ref[j]) > 4e-7 * Float(cols).squareRoot() * scale[j] + 1e-30 { return }
+                        }
+                    }
+                }
+                withExtendedLifetime(keep) {}
+            }
+        }
+    }
+
     func testQ4KBeatsQ4_0OnGaussianWeights() throws {
         // Weights of trained layers are roughly Gaussian with outliers; q4_k's fitted asymmetric
         // sub-block ranges must reconstruct them better than q4_0's symmetric max-scaled blocks.

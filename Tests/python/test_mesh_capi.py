@@ -118,6 +118,39 @@ def test_grid_to_mesh_matches_references(lib, tmp_path):
     lib.hy_mesh_free(None)
 
 
+def test_edge_vertices_only_is_the_classic_vertex_set(lib):
+    """HY_MESH_EDGE_VERTICES_ONLY gives exactly PyMCubes' (classic marching cubes') vertex set, on a
+    gyroid and on white noise (ambiguous faces everywhere); without it, the only additions are the
+    cell-centre vertices, and the surface stays consistently wound."""
+    from scipy.spatial import cKDTree
+    mcubes = pytest.importorskip("mcubes")
+    x = np.linspace(0, 4 * math.pi, 61)
+    X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
+    gyroid = (np.sin(X) * np.cos(Y) + np.sin(Y) * np.cos(Z) + np.sin(Z) * np.cos(X)).astype(np.float32)
+    noise = np.random.default_rng(5).standard_normal((28, 28, 28)).astype(np.float32)
+    centres = 0
+    for g in (gyroid, noise):
+        g[np.abs(g) < 1e-4] = 1e-4  # no sample on the level: both codes then agree on every sign
+        ref_v, _ = mcubes.marching_cubes(g.astype(np.float64), 0.0)
+        st, m = from_grid(lib, g, flags=2)
+        assert st == 0, lib.hy_last_error()
+        v, _ = arrays(lib, m)
+        assert len(v) == len(ref_v)
+        assert cKDTree(v).query(ref_v)[0].max() < 1e-4 and cKDTree(ref_v).query(v)[0].max() < 1e-4
+        lib.hy_mesh_free(m)
+        st, m = from_grid(lib, g, flags=0)
+        assert st == 0
+        v0, f0 = arrays(lib, m)
+        extra = cKDTree(ref_v).query(v0)[0] > 1e-4
+        assert len(v0) == len(ref_v) + extra.sum()
+        centres += extra.sum()
+        assert trimesh.Trimesh(v0, f0, process=False).is_winding_consistent
+        lib.hy_mesh_free(m)
+    assert centres > 0
+    st, m = from_grid(lib, gyroid, flags=4)
+    assert st == 1 and b"flags" in lib.hy_last_error()
+
+
 def test_field_callback_matches_grid(lib):
     r, c = 11.2, (15.3, 16.1, 14.8)
     g = sphere(32, r, c)

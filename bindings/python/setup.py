@@ -2,7 +2,7 @@
 
 The Swift library is built by the repository's `make build` (or taken from HUNYUAN_PREBUILT_LIB) and
 copied next to the extension together with the shared libraries it needs beyond glibc/libstdc++
-(OpenBLAS, gfortran, quadmath), so the wheel runs on a machine without Swift or OpenBLAS: the
+(OpenBLAS, gfortran, quadmath, zlib, libjpeg), so the wheel runs on a machine without Swift or OpenBLAS: the
 extension finds libhunyuan through RPATH $ORIGIN, and libhunyuan finds the bundled libraries
 through its own RPATH $ORIGIN/libs.
 """

@@ -165,10 +165,11 @@ class Mesh:
 
 
 def mesh_from_grid(grid, level: float = 0.0, bounds: Optional[Sequence] = None, inside_above: bool = False,
-                   n_threads: int = 0) -> Mesh:
+                   n_threads: int = 0, edge_vertices_only: bool = False) -> Mesh:
     """Marching cubes over a float32 grid [X, Y, Z] (C order). bounds: ((x0, y0, z0), (x1, y1, z1)) mapping
     the first and last samples, or None for voxel-index coordinates. Values below level are inside
-    unless inside_above (density convention)."""
+    unless inside_above (density convention). edge_vertices_only: no centre vertices in the rare cells
+    that need one for a manifold surface, i.e. exactly the vertex set of PyMCubes / scikit-image."""
     g = np.ascontiguousarray(grid, dtype=np.float32)
     if g.ndim != 3:
         raise ValueError("grid must be 3-dimensional [X, Y, Z]")
@@ -176,4 +177,5 @@ def mesh_from_grid(grid, level: float = 0.0, bounds: Optional[Sequence] = None, 
     if bounds is not None:
         lo, hi = bounds
         b = tuple(float(x) for x in (*lo, *hi))
-    return Mesh._wrap(_native.mesh_from_grid(g, g.shape, b, float(level), 1 if inside_above else 0, int(n_threads)))
+    flags = (1 if inside_above else 0) | (2 if edge_vertices_only else 0)
+    return Mesh._wrap(_native.mesh_from_grid(g, g.shape, b, float(level), flags, int(n_threads)))

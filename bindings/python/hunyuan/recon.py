@@ -13,25 +13,9 @@ Image = Union[str, os.PathLike, np.ndarray]
 
 
 def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
-    """uint8 [H, W, 3|4] from an image file, with Pillow when installed, else with Blender's loader."""
-    try:
-        from PIL import Image as PILImage
-    except ImportError:
-        PILImage = None
-    if PILImage is not None:
-        with PILImage.open(path) as im:
-            im = im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB")
-            return np.asarray(im, dtype=np.uint8)
-    import bpy  # inside Blender, which has no Pillow
-
-    img = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        w, h = img.size
-        px = np.empty(w * h * 4, dtype=np.float32)
-        img.pixels.foreach_get(px)
-        return (np.flipud(px.reshape(h, w, 4)) * 255.0 + 0.5).astype(np.uint8)
-    finally:
-        bpy.data.images.remove(img)
+    """uint8 [H, W, 3|4] from a PNG or JPEG file, decoded by the library (RGBA only for PNGs with alpha)."""
+    pixels, w, h, c = _native.image_load(path)
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(h, w, c)
 
 
 class Reconstructor:

@@ -1431,6 +1431,21 @@ static PyObject *mod_system_info(PyObject *m, PyObject *unused) {
     return PyUnicode_FromString(hy_system_info());
 }
 
+static hy_status load_image(const char *path, void *out) { return hy_recon_image_load(path, (hy_recon_image *)out); }
+
+/* image_load(path) -> (pixels: bytes, width, height, channels), PNG or JPEG */
+static PyObject *mod_image_load(PyObject *mod, PyObject *args) {
+    (void)mod;
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O", &path)) return NULL;
+    hy_recon_image im = {0};
+    if (call_with_path(path, load_image, &im) < 0) return NULL;
+    PyObject *r = Py_BuildValue("(y#iii)", (const char *)im.pixels, (Py_ssize_t)im.width * im.height * im.channels,
+                                (int)im.width, (int)im.height, (int)im.channels);
+    hy_recon_image_free(&im);
+    return r;
+}
+
 static PyMethodDef module_methods[] = {
     {"version", mod_version, METH_NOARGS, "Library version string."},
     {"abi_version", mod_abi_version, METH_NOARGS, "ABI version of the loaded libhunyuan."},
@@ -1438,6 +1453,7 @@ static PyMethodDef module_methods[] = {
     {"mesh_new", mod_mesh_new, METH_VARARGS, "Mesh from float32 vertices [V*3] and uint32 faces [F*3] buffers."},
     {"mesh_from_grid", mod_mesh_from_grid, METH_VARARGS, "Marching cubes over a float32 grid buffer."},
     {"mesh_load", mod_mesh_load, METH_VARARGS, "Load .obj/.ply/.glb/.stl."},
+    {"image_load", mod_image_load, METH_VARARGS, "Read a PNG or JPEG file: (pixels, width, height, channels)."},
     {NULL, NULL, 0, NULL},
 };
 
