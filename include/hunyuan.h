@@ -245,11 +245,20 @@ typedef struct hy_session_params {
                                          so the cache takes at most 1/4 of physical memory */
     int32_t n_threads;                /* 0 = the model's n_threads */
     uint32_t n_batch;                 /* prompt tokens per GEMM pass; 0 = 128 */
+    int32_t kv_type;                  /* hy_kv_type: storage of cached keys/values; HY_KV_F32 */
 } hy_session_params;
+
+/* Storage of a session's KV cache. F16 halves its bytes per token; keys and values are rounded to
+ * f16 once when cached (logits then drift by ~1e-3 relative). */
+typedef enum hy_kv_type {
+    HY_KV_F32 = 0,
+    HY_KV_F16 = 1
+} hy_kv_type;
 
 HY_API hy_session_params hy_session_default_params(void);
 
-/* Creates a session on `model`. Errors: HY_ERR_INVALID_ARGUMENT, HY_ERR_OUT_OF_MEMORY. */
+/* Creates a session on `model`. Errors: HY_ERR_INVALID_ARGUMENT (incl. an unknown kv_type),
+ * HY_ERR_OUT_OF_MEMORY. */
 HY_API hy_status hy_session_new(const hy_model *model, const hy_session_params *params, hy_session **out);
 
 HY_API void hy_session_free(hy_session *session);

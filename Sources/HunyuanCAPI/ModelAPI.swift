@@ -121,7 +121,8 @@ public func hy_model_get_info_impl(_ m: OpaquePointer?, _ out: UnsafeMutablePoin
 
 @_cdecl("hy_session_default_params")
 public func hy_session_default_params_impl() -> hy_session_params {
-    hy_session_params(struct_size: UInt32(MemoryLayout<hy_session_params>.size), n_ctx: 0, n_threads: 0, n_batch: 0)
+    hy_session_params(struct_size: UInt32(MemoryLayout<hy_session_params>.size), n_ctx: 0, n_threads: 0, n_batch: 0,
+                      kv_type: Int32(HY_KV_F32.rawValue))
 }
 
 @_cdecl("hy_session_new")
@@ -129,12 +130,19 @@ public func hy_session_new_impl(_ m: OpaquePointer?, _ params: UnsafePointer<hy_
                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
     guarded {
         guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = nil
         let h = try modelArg(m)
         let p = try readParams(params, defaults: hy_session_default_params_impl(), minimum: 8, "hy_session_params")
         guard p.n_threads >= 0 else { throw HYError.invalidArgument("n_threads \(p.n_threads) is negative") }
+        let kv: KVCache.ElementType
+        switch p.kv_type {
+        case Int32(HY_KV_F32.rawValue): kv = .f32
+        case Int32(HY_KV_F16.rawValue): kv = .f16
+        default: throw HYError.invalidArgument("hy_session_params.kv_type \(p.kv_type) is not a hy_kv_type")
+        }
         let s = try InferenceSession(model: h.model, contextLength: Int(p.n_ctx),
                                      threads: p.n_threads > 0 ? Int(p.n_threads) : h.threads,
-                                     chunk: p.n_batch > 0 ? Int(p.n_batch) : 128)
+                                     chunk: p.n_batch > 0 ? Int(p.n_batch) : 128, kvType: kv)
         out.pointee = retainHandle(SessionHandle(s))
     }
 }

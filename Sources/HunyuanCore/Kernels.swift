@@ -459,7 +459,7 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
 
 // MARK: - Attention
 
-/// Blocked causal attention with running max/sum (never a full T×T score matrix).
+/// Blocked causal attention with running max/sum (never a full T×T score matrix), fp32 keys/values.
 /// q: [t, nHeads, headDim] (row stride qStride floats); keys/values: [positions, nKV, headDim] with row
 /// stride kvStride floats; query i sits at position pos0 + i and reads positions 0...pos0+i; query head
 /// h reads kv head h / (nHeads / nKV). out: [t, nHeads, headDim] (row stride outStride).
@@ -467,6 +467,17 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
 public func causalAttention(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int, nHeads: Int, nKV: Int,
                             headDim: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int,
                             scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
+    causalAttention(F32Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV, headDim: headDim,
+                    keys: UnsafeRawPointer(keys), values: UnsafeRawPointer(values), kvStride: kvStride, scale: scale,
+                    out: out, outStride: outStride, pool: pool)
+}
+
+/// The same with keys and values stored as `L` (f32 or f16 KV caches); kvStride in elements.
+public func causalAttention<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int,
+                                             nHeads: Int, nKV: Int, headDim: Int, keys: UnsafeRawPointer,
+                                             values: UnsafeRawPointer, kvStride: Int, scale: Float,
+                                             out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
+    let es = L.elementSize
     let group = max(1, nHeads / max(nKV, 1))
     let block = 64
     let body: (Int) -> Void = { task in
@@ -484,7 +495,7 @@ public func causalAttention(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0:
                 let nb = min(block, n - j0)
                 var bmax = -Float.infinity
                 for j in 0..<nb {
-                    let v = dotRow(F32Loader.self, UnsafeRawPointer(keys + (j0 + j) * kvStride + kvh), qh, headDim) * scale
+                    let v = dotRow(L.self, keys + ((j0 + j) * kvStride + kvh) * es, qh, headDim) * scale
                     s[j] = v
                     bmax = max(bmax, v)
                 }
@@ -497,8 +508,14 @@ public func causalAttention(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0:
                 for j in 0..<nb {
                     let p = exp(s[j] - newMax)
                     runSum += p
-                    let vr = values + (j0 + j) * kvStride + kvh
-                    for d in 0..<headDim { o[d] += p * vr[d] }
+                    let vr = values + ((j0 + j) * kvStride + kvh) * es
+                    var d = 0
+                    while d + 8 <= headDim {
+                        let acc = UnsafeMutableRawPointer(o + d).loadUnaligned(as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(o + d).storeBytes(of: acc + p * L.load8(vr, d), as: SIMD8<Float>.self)
+                        d += 8
+                    }
+                    while d < headDim { o[d] += p * L.load1(vr, d); d += 1 }
                 }
                 runMax = newMax
                 j0 += nb

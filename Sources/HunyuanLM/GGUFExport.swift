@@ -6,12 +6,21 @@ import HunyuanCore
 /// folded in as llama.cpp's converter does) and GGUF v3 layout (little-endian, 32-byte alignment).
 /// Matrices are stored as f16, q8_0 or q4_0 — our q8_0/q4_0 blocks are byte-identical to ggml's, so
 /// both engines can run identical weights; norms and the router stay f32.
-/// Tokenizer: written as "no_vocab" with the vocabulary size (enough for llama-bench and for feeding
-/// token ids); the full BPE representation (tokens + merges) is not written yet.
+///
+/// Tokenizer: when the model folder (or `tokenizer`, an hy.tiktoken file or its folder) has one, it
+/// is written as llama.cpp's converter writes Hunyuan's (GGUFVocab.swift): "gpt2" byte-level BPE with
+/// pre-tokenizer "hunyuan", byte→unicode token strings, token types, merges recovered from the
+/// tiktoken ranks, special ids from config.json with bos = <|bos|>, and tokenizer_config.json's chat
+/// template — so llama.cpp tokenizes text exactly as our Tokenizer does (for NFC input: llama.cpp does
+/// not normalize). Without a tokenizer the file says "no_vocab" with the vocabulary size (enough for
+/// llama-bench and for feeding token ids).
+///
+/// Single call, no shared state; tensors are converted on `threads` workers (0 = all processors) and
+/// streamed to a temporary file renamed over `output` at the end.
 public enum GGUFExport {
     public enum TensorType: UInt32 { case f32 = 0, f16 = 1, q4_0 = 2, q8_0 = 8 }
 
-    public static func run(model dir: String, output: String, type: TensorType, threads: Int = 0) throws {
+    public static func run(model dir: String, output: String, type: TensorType, threads: Int = 0, tokenizer: String? = nil) throws {
         let c = try HunyuanConfig.load(directory: dir)
         guard c.architecture == .moeV1, !c.useCLA else {
             throw HYError.unsupported("\(dir): export-gguf supports HunYuanMoEV1ForCausalLM checkpoints without CLA (got \(c.architecture.rawValue), use_cla \(c.useCLA))")
@@ -22,6 +31,7 @@ public enum GGUFExport {
         guard Set(c.moeTopK).count == 1, Set(c.moeIntermediate).count == 1, Set(c.numSharedExpert).count == 1 else {
             throw HYError.unsupported("\(dir): llama.cpp's hunyuan-moe needs the same top-k / expert width / shared experts in every layer")
         }
+        let vocab = try loadVocab(model: dir, tokenizer: tokenizer, vocabSize: c.vocabSize)
         let arch = "hunyuan-moe"
         var kv = Writer()
         var n = 0
@@ -50,7 +60,27 @@ public enum GGUFExport {
         u32("\(arch).expert_shared_feed_forward_length", c.sharedMLPWidth[0])
         u32("\(arch).expert_shared_count", c.numSharedExpert[0])
         u32("\(arch).vocab_size", c.vocabSize)
-        str("tokenizer.ggml.model", "no_vocab")
+        if let v = vocab {
+            func strings(_ k: String, _ items: [[UInt8]]) {
+                key(k, 9) { w in
+                    w.u32(8); w.u64(UInt64(items.count))
+                    for s in items { w.u64(UInt64(s.count)); w.bytes(s) }
+                }
+            }
+            str("tokenizer.ggml.model", "gpt2")
+            str("tokenizer.ggml.pre", GGUFVocab.pre)
+            strings("tokenizer.ggml.tokens", v.tokens)
+            key("tokenizer.ggml.token_type", 9) { w in
+                w.u32(5); w.u64(UInt64(v.types.count))
+                for t in v.types { w.u32(UInt32(bitPattern: t)) }
+            }
+            strings("tokenizer.ggml.merges", v.merges)
+            for (k, id) in v.specialIds { u32(k, id) }
+            for (k, b) in v.addSpecial { key(k, 7) { $0.out.append(b ? 1 : 0) } }
+            if let t = v.chatTemplate { str("tokenizer.chat_template", t) }
+        } else {
+            str("tokenizer.ggml.model", "no_vocab")
+        }
 
         // Tensors: (gguf name, ggml dims innermost first, type, matrices to stack in order).
         struct Entry { let name: String; let dims: [Int]; let type: TensorType; let mats: [WeightMatrix]; let vec: [Float]? }
@@ -144,6 +174,22 @@ public enum GGUFExport {
                 try data.withUnsafeBytes { try write($0) }
             }
         }
+    }
+
+    /// The tokenizer to write: `tokenizer` if given, else the model folder's hy.tiktoken, else nil.
+    static func loadVocab(model dir: String, tokenizer: String?, vocabSize: Int) throws -> GGUFVocab? {
+        let path: String
+        if let tokenizer { path = tokenizer } else {
+            guard FileSystem.exists(FileSystem.join(dir, "hy.tiktoken")) else { return nil }
+            path = dir
+        }
+        let tk = try Tokenizer.load(path: path)
+        let config = try JSONValue.parse(contentsOf: FileSystem.join(dir, "config.json"))
+        let slash = tk.path.lastIndex(of: "/")
+        let tokDir = slash.map { String(tk.path[..<$0]) } ?? "."
+        let tokConfigPath = FileSystem.join(tokDir.isEmpty ? "/" : tokDir, "tokenizer_config.json")
+        let tokConfig = FileSystem.exists(tokConfigPath) ? try JSONValue.parse(contentsOf: tokConfigPath) : nil
+        return try GGUFVocab.build(tokenizer: tk, vocabSize: vocabSize, config: config, tokenizerConfig: tokConfig)
     }
 
     /// Little-endian GGUF encoding helpers.

@@ -48,13 +48,15 @@ enum HunyuanAttention {
         }
         if w.k != nil || perLayer {
             for i in 0..<t {
-                let src = s.k + i * kw, dst = cache.keyRow(group: entry, position: pos0 + i)
+                let src = s.k + i * kw
                 if perLayer, let kn {
-                    for h in 0..<nkv { for j in 0..<hd { dst[h * hd + j] = kn[j] * src[h * hd + j] } }
+                    // The per-layer layout stores keys with the weight applied (s.att is free until the attention).
+                    for h in 0..<nkv { for j in 0..<hd { s.att[h * hd + j] = kn[j] * src[h * hd + j] } }
+                    cache.store(s.att, into: cache.keyRow(group: entry, position: pos0 + i))
                 } else {
-                    dst.update(from: src, count: kw)
+                    cache.store(src, into: cache.keyRow(group: entry, position: pos0 + i))
                 }
-                cache.valueRow(group: entry, position: pos0 + i).update(from: s.v + i * kw, count: kw)
+                cache.store(s.v + i * kw, into: cache.valueRow(group: entry, position: pos0 + i))
             }
         }
 
@@ -70,9 +72,17 @@ enum HunyuanAttention {
             }
         }
 
-        causalAttention(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
-                        keys: cache.keyRow(group: entry, position: 0), values: cache.valueRow(group: entry, position: 0),
-                        kvStride: kw, scale: 1 / Float(hd).squareRoot(), out: s.att, outStride: qw, pool: pool)
+        let keys = UnsafeRawPointer(cache.keyRow(group: entry, position: 0))
+        let values = UnsafeRawPointer(cache.valueRow(group: entry, position: 0))
+        let scale = 1 / Float(hd).squareRoot()
+        switch cache.type {
+        case .f32:
+            causalAttention(F32Loader.self, q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
+                            keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
+        case .f16:
+            causalAttention(F16Loader.self, q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
+                            keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
+        }
         linear(w.o, s.att, t, s.tmp, pool: pool)
         addBias(w.oBias, s.tmp, t, d)
         for i in 0..<(t * d) { s.x[i] += s.tmp[i] }

@@ -10,29 +10,38 @@ import Glibc
 /// Keys are stored after RoPE and — with QK-norm — after the RMS normalization *without* the weight:
 /// every layer of a group reads the same normalized keys and folds its own key_layernorm weight into
 /// its queries (q·(w⊙k̂) = (q⊙w)·k̂). Values are stored as projected.
-/// Layout per group: keys[ctx, nKV·headDim], values[ctx, nKV·headDim], fp32.
+/// Layout per group: keys[ctx, nKV·headDim], values[ctx, nKV·headDim], in the cache's `type`:
+/// fp32, or f16 (half the bytes; entries rounded to nearest once when stored, widened when read).
 /// `sharedAcrossLayers: false` is the plain per-layer layout (every layer its own entry, keys stored
 /// with the layer's key-norm weight applied, queries not folded): the reference the shared layout is
 /// tested against, and what a cache without CLA support would hold.
 /// One thread at a time (owned by a session).
 public final class KVCache {
+    /// Storage format of cached keys and values.
+    public enum ElementType: String, Sendable, CaseIterable {
+        case f32, f16
+        public var size: Int { self == .f32 ? 4 : 2 }
+    }
+
     public let capacity: Int
     public let groups: Int
     public let sharedAcrossLayers: Bool
+    public let type: ElementType
     public let rowFloats: Int
     /// Number of positions holding valid entries.
     public internal(set) var count = 0
-    let keys: UnsafeMutablePointer<Float>
-    let values: UnsafeMutablePointer<Float>
+    let keys: UnsafeMutableRawPointer
+    let values: UnsafeMutableRawPointer
 
-    init(config c: HunyuanConfig, capacity: Int, sharedAcrossLayers: Bool = true) throws {
+    init(config c: HunyuanConfig, capacity: Int, sharedAcrossLayers: Bool = true, type: ElementType = .f32) throws {
         self.capacity = capacity
         self.sharedAcrossLayers = sharedAcrossLayers
+        self.type = type
         groups = sharedAcrossLayers ? c.kvGroups : c.numLayers
         rowFloats = c.numKVHeads * c.headDim
         let per = try checkedMul(capacity, rowFloats, "KV cache size")
         let total = try checkedMul(per, groups, "KV cache size")
-        let bytes = try checkedMul(total, MemoryLayout<Float>.size, "KV cache size")
+        let bytes = try checkedMul(total, type.size, "KV cache size")
         // malloc, not allocate(capacity:): a cache that does not fit is an error for the caller, not a trap.
         guard let k = malloc(max(bytes, 4)) else {
             throw HYError.outOfMemory("KV cache of \(capacity) positions needs 2 × \(bytes) bytes; use a smaller context")
@@ -41,8 +50,8 @@ public final class KVCache {
             free(k)
             throw HYError.outOfMemory("KV cache of \(capacity) positions needs 2 × \(bytes) bytes; use a smaller context")
         }
-        keys = k.bindMemory(to: Float.self, capacity: max(total, 1))
-        values = v.bindMemory(to: Float.self, capacity: max(total, 1))
+        keys = k
+        values = v
     }
 
     deinit {
@@ -51,14 +60,26 @@ public final class KVCache {
     }
 
     /// Bytes held per cached token (keys + values over all groups).
-    public var bytesPerToken: Int { groups * rowFloats * 2 * MemoryLayout<Float>.size }
+    public var bytesPerToken: Int { groups * rowFloats * 2 * type.size }
     public var totalBytes: Int { bytesPerToken * capacity }
+    /// Bytes from one position's row to the next.
+    var rowBytes: Int { rowFloats * type.size }
 
-    @inline(__always) func keyRow(group g: Int, position p: Int) -> UnsafeMutablePointer<Float> {
-        keys + (g * capacity + p) * rowFloats
+    @inline(__always) func keyRow(group g: Int, position p: Int) -> UnsafeMutableRawPointer {
+        keys + (g * capacity + p) * rowBytes
     }
-    @inline(__always) func valueRow(group g: Int, position p: Int) -> UnsafeMutablePointer<Float> {
-        values + (g * capacity + p) * rowFloats
+    @inline(__always) func valueRow(group g: Int, position p: Int) -> UnsafeMutableRawPointer {
+        values + (g * capacity + p) * rowBytes
+    }
+
+    /// Stores rowFloats floats into a key or value row in the cache's format.
+    @inline(__always) func store(_ src: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer) {
+        switch type {
+        case .f32: dst.assumingMemoryBound(to: Float.self).update(from: src, count: rowFloats)
+        case .f16:
+            let h = dst.assumingMemoryBound(to: Float16.self)
+            for j in 0..<rowFloats { h[j] = Float16(src[j]) }
+        }
     }
 
     /// Forgets every position ≥ n (n is clamped to 0...count).
@@ -66,7 +87,7 @@ public final class KVCache {
     public func reset() { count = 0 }
 
     /// Bytes per token of a cache for `c` (without allocating one).
-    public static func bytesPerToken(_ c: HunyuanConfig) -> Int {
-        c.kvGroups * c.numKVHeads * c.headDim * 2 * MemoryLayout<Float>.size
+    public static func bytesPerToken(_ c: HunyuanConfig, type: ElementType = .f32) -> Int {
+        c.kvGroups * c.numKVHeads * c.headDim * 2 * type.size
     }
 }

@@ -109,12 +109,13 @@ public final class InferenceSession {
     /// - threads: worker threads including the caller (0 → all processors).
     /// - chunk: prefill tokens processed per GEMM pass.
     /// - sharedKVAcrossLayers: false selects the per-layer cache layout (see KVCache; for tests).
+    /// - kvType: storage of cached keys/values (f16 halves the cache).
     public init(model: HunyuanModel, contextLength: Int = 0, threads: Int = 0, chunk: Int = 128,
-                sharedKVAcrossLayers: Bool = true) throws {
+                sharedKVAcrossLayers: Bool = true, kvType: KVCache.ElementType = .f32) throws {
         let n = contextLength <= 0 ? model.defaultContextLength : contextLength
         guard n <= 1 << 24 else { throw HYError.invalidArgument("context length \(n) is too large") }
         self.model = model
-        cache = try KVCache(config: model.config, capacity: n, sharedAcrossLayers: sharedKVAcrossLayers)
+        cache = try KVCache(config: model.config, capacity: n, sharedAcrossLayers: sharedKVAcrossLayers, type: kvType)
         pool = ThreadPool(threads: threads)
         state = RunState(config: model.config, chunk: max(1, min(chunk, n)))
         tokens.reserveCapacity(n)

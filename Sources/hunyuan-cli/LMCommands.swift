@@ -62,10 +62,12 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .customLong("ctx"), help: "Context length (0 = model default).") var contextLength = 0
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32 or f16.") var kvType = "f32"
 
     func run() throws {
         try runReporting {
             guard (tokens == nil) != (prompt == nil) else { throw HYError.invalidArgument("give exactly one of --tokens and --prompt") }
+            let kv = try parseKVType(kvType)
             var detok: StreamingDetokenizer? = nil
             let ids: [Int32]
             if let prompt {
@@ -77,7 +79,7 @@ struct GenerateCommand: ParsableCommand {
             }
             let m = try HunyuanModel(path: model)
             let ctx = contextLength > 0 ? contextLength : min(m.defaultContextLength, ids.count + maxTokens)
-            let s = try InferenceSession(model: m, contextLength: max(ctx, 1), threads: threads)
+            let s = try InferenceSession(model: m, contextLength: max(ctx, 1), threads: threads, kvType: kv)
             var o = GenerateOptions()
             o.maxTokens = maxTokens
             var p = SamplerParams(m.generation)
@@ -152,6 +154,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .short, help: "Decoded tokens (0 = skip decode).") var n = 64
     @Option(name: .short, help: "Comma-separated thread counts.") var t = "1,2"
     @Option(help: "Repetitions per measurement.") var reps = 3
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32 or f16.") var kvType = "f32"
     @Flag(help: "Print one JSON array on stdout.") var json = false
 
     func run() throws {
@@ -171,7 +174,8 @@ struct BenchCommand: ParsableCommand {
                 out.write("type\tthreads\tparams\tmodel_bytes\tkv_bytes_per_token\tprefill_tok_s (p\(p))\tdecode_tok_s (n\(n))\tpeak_rss\n")
             }
             for threads in threadCounts {
-                let s = try InferenceSession(model: m, contextLength: prompt.count + n + 1, threads: threads)
+                let s = try InferenceSession(model: m, contextLength: prompt.count + n + 1, threads: threads,
+                                             kvType: try parseKVType(kvType))
                 var pre: [Double] = [], dec: [Double] = []
                 for rep in 0...reps {  // rep 0 is the warm-up (pages in the weights)
                     s.reset()
@@ -203,6 +207,7 @@ struct BenchCommand: ParsableCommand {
                         ("decode_tps", num(dm)), ("decode_tps_sd", num(ds)),
                         ("peak_rss", .int(Int64(rss))), ("model_bytes", .int(Int64(m.weightBytes))),
                         ("params", .int(Int64(m.parameterCount))), ("kv_bytes_per_token", .int(Int64(kv))),
+                        ("kv_type", .string(s.cache.type.rawValue)),
                         ("cpu", .string(CPUFeatures.summary))]))
                 } else {
                     func f(_ m: Double?, _ sd: Double?) -> String {
@@ -267,10 +272,11 @@ struct ExportGGUFCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export-gguf",
         abstract: "Write a HunYuanMoEV1 checkpoint as llama.cpp's hunyuan-moe GGUF (f16, q8_0 or q4_0 matrices).",
-        discussion: "Tokenizer metadata is written as no_vocab with the vocabulary size (see GGUFExport).")
+        discussion: "The tokenizer (the model folder's hy.tiktoken, or --tokenizer) is written as llama.cpp's converter writes Hunyuan's (gpt2 BPE, pre-tokenizer hunyuan, merges); without one, as no_vocab (see GGUFExport).")
     @Argument(help: "Model folder.") var model: String
     @Argument(help: "Output .gguf path.") var output: String
     @Option(name: .customLong("type"), help: "f16, q8_0 or q4_0.") var type = "f16"
+    @Option(help: "hy.tiktoken or its folder (default: the model folder's, if any).") var tokenizer: String?
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
 
     func run() throws {
@@ -283,7 +289,13 @@ struct ExportGGUFCommand: ParsableCommand {
             case "f32": t = .f32
             default: throw HYError.invalidArgument("--type \(type): expected f16, q8_0 or q4_0")
             }
-            try GGUFExport.run(model: model, output: output, type: t, threads: threads)
+            try GGUFExport.run(model: model, output: output, type: t, threads: threads, tokenizer: tokenizer)
         }
     }
+}
+
+/// --kv-type: f32 or f16.
+func parseKVType(_ s: String) throws -> KVCache.ElementType {
+    guard let t = KVCache.ElementType(rawValue: s) else { throw HYError.invalidArgument("--kv-type \(s): expected f32 or f16") }
+    return t
 }

@@ -109,6 +109,39 @@ final class LanguageModelTests: XCTestCase {
         }
     }
 
+    /// An f16 KV cache: half the bytes per token; prefill + decode logits within 5e-3 of the reference
+    /// on every fixture (keys/values rounded to f16, relative error 2^-11), and the greedy tokens of the
+    /// reference, per-layer (CLA reference) layout included.
+    func testF16KVCacheAgainstReference() throws {
+        for dir in try fixtureDirs() {
+            let ref = try reference(dir)
+            let model = try HunyuanModel(path: dir)
+            let c = model.config
+            for shared in [true, false] {
+                let s = try InferenceSession(model: model, threads: 2, chunk: 7, sharedKVAcrossLayers: shared, kvType: .f16)
+                let groups = shared ? c.kvGroups : c.numLayers
+                XCTAssertEqual(s.cache.bytesPerToken, groups * 2 * c.numKVHeads * c.headDim * 2)
+                let split = ref.inputIds.count / 2
+                try s.eval(Array(ref.inputIds[0..<split]), allLogits: true)
+                var all = s.allLogits
+                for id in ref.inputIds[split...] {
+                    try s.eval([id])
+                    all.append(contentsOf: s.lastLogits)
+                }
+                let d = Self.maxAbsDiff(all, ref.logits)
+                print("[kv f16] \(dir.split(separator: "/").last!) shared \(shared): max |Δlogit| = \(d)")
+                XCTAssertLessThanOrEqual(d, 5e-3, "\(dir): f16 KV max |Δlogit| \(d)")
+                var got: [Int32] = []
+                for _ in 0..<ref.greedy.count {
+                    let id = Self.argmax(s.lastLogits)
+                    got.append(id)
+                    try s.eval([id])
+                }
+                XCTAssertEqual(got, ref.greedy, "\(dir) f16 KV greedy")
+            }
+        }
+    }
+
     // MARK: - CLA
 
     func testCLACacheIsHalfOfPerLayerWithIdenticalLogits() throws {

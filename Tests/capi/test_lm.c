@@ -103,6 +103,30 @@ int main(int argc, char **argv) {
     }
     CHECK(maxd <= 1e-4, "max |dlogit| %g", maxd);
 
+    /* An f16 KV cache: the same logits within f16 rounding of the cached keys/values; bad kv_type. */
+    {
+        hy_session *s16 = NULL;
+        hy_session_params p16 = sp;
+        CHECK(p16.kv_type == HY_KV_F32, "default kv_type %d", (int)p16.kv_type);
+        p16.kv_type = HY_KV_F16;
+        EXPECT_STATUS(p_hy_session_new(model, &p16, &s16), HY_OK);
+        EXPECT_STATUS(p_hy_session_eval(s16, ids, T, &ep), HY_OK);
+        const float *l16 = NULL;
+        EXPECT_STATUS(p_hy_session_logits(s16, &l16, &rows, &nv), HY_OK);
+        double d16 = 0;
+        for (size_t k = 0; k < T * V && l16 != NULL; k++) {
+            double d = (double)l16[k] - (double)ref_logits[k];
+            if (d < 0) d = -d;
+            if (d > d16) d16 = d;
+        }
+        CHECK(d16 <= 5e-3, "f16 KV max |dlogit| %g", d16);
+        p_hy_session_free(s16);
+        s16 = NULL;
+        p16.kv_type = 7;
+        EXPECT_STATUS(p_hy_session_new(model, &p16, &s16), HY_ERR_INVALID_ARGUMENT);
+        CHECK(s16 == NULL, "session set on failure");
+    }
+
     /* Greedy generation continues from the cached prompt and reproduces greedy_ids. */
     p_hy_session_reset(s);
     CHECK(p_hy_session_n_past(s) == 0, "reset");

@@ -51,6 +51,10 @@ def test_logits_and_greedy_match_reference(shared):
             assert np.abs(lg - ref["logits"]).max() <= 1e-4, d.name
             ids, _ = m.generate_ids(ref["input_ids"].tolist(), max_tokens=len(ref["greedy_ids"]), greedy=True)
             assert ids == ref["greedy_ids"][: len(ids)].tolist(), d.name
+        with hunyuan.Model(d, kv_type="f16") as m:  # keys/values rounded to f16 once: ~1e-3 drift
+            assert np.abs(m.logits(ref["input_ids"].tolist()) - ref["logits"]).max() <= 5e-3, d.name
+    with pytest.raises(ValueError):
+        hunyuan.Model(d, kv_type="q3")
 
 
 def test_tokenizer_matches_tiktoken(shared):

@@ -956,11 +956,11 @@ static PyType_Slot Model_slots[] = {
 static PyType_Spec Model_spec = {"hunyuan._native.Model", sizeof(ModelObject), 0, Py_TPFLAGS_DEFAULT, Model_slots};
 
 static int Session_init(SessionObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"model", "n_ctx", "n_threads", NULL};
+    static char *kwlist[] = {"model", "n_ctx", "n_threads", "kv_type", NULL};
     PyObject *model;
     unsigned int n_ctx = 0;
-    int n_threads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Ii", kwlist, &model, &n_ctx, &n_threads)) return -1;
+    int n_threads = 0, kv_type = HY_KV_F32;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Iii", kwlist, &model, &n_ctx, &n_threads, &kv_type)) return -1;
     if (!PyObject_TypeCheck(model, (PyTypeObject *)ModelType)) {
         PyErr_SetString(PyExc_TypeError, "model must be a hunyuan._native.Model");
         return -1;
@@ -970,6 +970,7 @@ static int Session_init(SessionObject *self, PyObject *args, PyObject *kwds) {
     hy_session_params params = hy_session_default_params();
     params.n_ctx = n_ctx;
     params.n_threads = n_threads;
+    params.kv_type = kv_type;
     hy_session *s = NULL;
     hy_status st;
     Py_BEGIN_ALLOW_THREADS
