@@ -130,7 +130,6 @@ public func hy_session_new_impl(_ m: OpaquePointer?, _ params: UnsafePointer<hy_
                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
     guarded {
         guard let out else { throw HYError.invalidArgument("out is NULL") }
-        out.pointee = nil
         let h = try modelArg(m)
         let p = try readParams(params, defaults: hy_session_default_params_impl(), minimum: 8, "hy_session_params")
         guard p.n_threads >= 0 else { throw HYError.invalidArgument("n_threads \(p.n_threads) is negative") }
