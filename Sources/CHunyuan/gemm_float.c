@@ -17,7 +17,13 @@
 
 #define HYI_ATTR_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
-enum { RT = 4, TT = 6, TOKEN_BLOCK = 48 };
+enum { RT = 4, TT = 6 };
+
+/* Tokens per block: their activations (k floats each) take ~384 KB, half of a 1 MB L2. */
+static int64_t token_block(int64_t k) {
+    int64_t tb = (384 * 1024 / 4) / (k > 0 ? k : 1) / TT * TT;
+    return tb < TT ? TT : (tb > 40 * TT ? 40 * TT : tb);
+}
 
 /* 16 weights of format fmt at p (mask m for a tail) -> fp32 lanes. */
 HYI_ATTR_512 static inline __m512 load_w(int fmt, const void *p, __mmask16 m) {
@@ -86,8 +92,9 @@ static const tile_fn k_tiles[3][RT][TT] = { HYI_FMT(f32), HYI_FMT(f16), HYI_FMT(
 HYI_ATTR_512 static void gemm_512(int fmt, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                                   const float *x, int64_t ldx, int64_t t, int64_t k, float *y, int64_t ldy) {
     const tile_fn (*tiles)[TT] = k_tiles[fmt];
-    for (int64_t i0 = 0; i0 < t; i0 += TOKEN_BLOCK) {
-        int64_t i1 = i0 + TOKEN_BLOCK < t ? i0 + TOKEN_BLOCK : t;
+    const int64_t tb = token_block(k);
+    for (int64_t i0 = 0; i0 < t; i0 += tb) {
+        int64_t i1 = i0 + tb < t ? i0 + tb : t;
         for (int64_t r = r0; r < r1; r += RT) {
             int64_t nr = r1 - r < RT ? r1 - r : RT;
             for (int64_t i = i0; i < i1; i += TT) {
