@@ -5,7 +5,9 @@
  * weight vector (widened in registers) is used for 6 tokens and each activation vector for 4 rows,
  * and the weights are read straight from the (memory-mapped) checkpoint. Tokens are taken in blocks
  * so the activations a block needs stay in L2 while every row of the range streams past them once.
- * The 4 sums of a token are reduced together (a transpose-add tree). AVX-512F only; the caller falls
+ * The next row group is prefetched while a tile runs (the weights stream from memory: a model's
+ * matrices do not stay in cache between calls). The 4 sums of a token are reduced together (a
+ * transpose-add tree). AVX-512F only; the caller falls
  * back to widen-then-sgemm without it. */
 #include "hunyuan_internal.h"
 
@@ -56,8 +58,10 @@ HYI_ATTR_512 static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d
         for (int64_t kk = 0; kk < k; kk += 16) {                                                          \
             __mmask16 m = k - kk >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - kk)) - 1);           \
             __m512 wv[NR];                                                                                 \
-            _Pragma("GCC unroll 4") for (int a = 0; a < NR; a++)                                          \
+            _Pragma("GCC unroll 4") for (int a = 0; a < NR; a++) {                                        \
                 wv[a] = load_w(fmt, w + (size_t)a * row_bytes + (size_t)kk * esz, m);                      \
+                _mm_prefetch((const char *)(w + (size_t)(a + NR) * row_bytes + (size_t)kk * esz), _MM_HINT_T0); \
+            }                                                                                              \
             _Pragma("GCC unroll 6") for (int b = 0; b < NT; b++) {                                        \
                 __m512 xv = _mm512_maskz_loadu_ps(m, x + b * ldx + kk);                                    \
                 _Pragma("GCC unroll 4") for (int a = 0; a < NR; a++)                                      \
