@@ -223,7 +223,7 @@ struct QuantizedActivation {
         d = (raw + nb * 32).bindMemory(to: Float.self, capacity: nb)
         s = (raw + nb * 36).bindMemory(to: Int32.self, capacity: nb)
         blocks = nb
-        hyi_quantize_act_q8(x, Int64(n), q, d, s)
+        hyi_quantize_rows_q8(x, 1, Int64(n), Int64(n), q, d, s)  // = hyi_quantize_act_q8, vectorized
     }
 }
 
@@ -345,14 +345,16 @@ public func sgemmNN(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b
                 b, Int32(ldb), accumulate ? 1 : 0, c, Int32(ldc))
 }
 
-/// Y[t, rows] = X[t, cols] · Wᵀ for t tokens: a matvec for one token, a GEMM otherwise — f32/f16/bf16
-/// weights through the AVX-512 tiled kernel in place (see `floatGEMMKernelEnabled`), else OpenBLAS
-/// sgemm (f32 in place, other formats widened tile by tile, never a full copy). Output columns are
-/// split over `pool`.
+/// Y[t, rows] = X[t, cols] · Wᵀ for t tokens: a matvec for one token, a GEMM otherwise — q8_0/q4_0/q4_k
+/// through the integer GEMM (`linearQuantized`: activations quantized to int8 blocks as in decode),
+/// f32/f16/bf16 through the AVX-512 tiled kernel in place (see `floatGEMMKernelEnabled`), else
+/// OpenBLAS sgemm (f32 in place, other formats widened tile by tile, never a full copy). Output
+/// columns are split over `pool`.
 public func linear(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _ y: UnsafeMutablePointer<Float>,
                    pool: ThreadPool?) {
     if t <= 0 { return }
     if t == 1 { matvec(w, x, y, pool: pool); return }
+    if linearQuantized(w, x, t, y, pool: pool) { return }
     let direct = w.format == .f32 && Int(bitPattern: w.base) % 4 == 0
     var floatCode: Int32? = nil
     if floatGEMMKernelEnabled && CPUFeatures.avx512 {

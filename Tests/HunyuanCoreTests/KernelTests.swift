@@ -108,7 +108,8 @@ final class KernelTests: XCTestCase {
                 // (AVX-512 pairs blocks, so its order differs from AVX2's).
                 if let a = results[.avx2], let s = results[.scalar] { XCTAssertLessThan(relErr(a, s), 1e-5, "\(f) avx2 vs scalar") }
                 if let v = results[.vnni], let a = results[.avx2] { XCTAssertLessThan(relErr(v, a), 1e-5, "\(f) vnni vs avx2") }
-                // Prefill (t > 1 tokens) dequantizes tiles for sgemm: must match the dequantized product.
+                // Prefill (t > 1 tokens): block formats run the integer GEMM on int8 activations (as decode
+                // does; QuantGEMMTests checks it tightly), fp8 dequantizes tiles for sgemm (exact).
                 let t = 3
                 var xs = [Float](repeating: 0, count: t * cols)
                 for i in 0..<(t * cols) { xs[i] = g.next() }
@@ -117,7 +118,8 @@ final class KernelTests: XCTestCase {
                     linear(m, xb.baseAddress!, t, yb.baseAddress!, pool: pool) } }
                 for i in 0..<t {
                     let ref = referenceMatvec(deq, Array(xs[(i * cols)..<((i + 1) * cols)]), rows, cols)
-                    XCTAssertLessThan(relErr(Array(ys[(i * rows)..<((i + 1) * rows)]), ref), 1e-5, "\(f) prefill token \(i)")
+                    XCTAssertLessThan(relErr(Array(ys[(i * rows)..<((i + 1) * rows)]), ref), f.isBlockQuantized ? 0.01 : 1e-5,
+                                      "\(f) prefill token \(i)")
                 }
                 withExtendedLifetime(keep) {}
             }

@@ -8,8 +8,9 @@ import Glibc
 
 /// quantize → load → logits against the reference f32 logits of every fixture in
 /// $HUNYUAN_SHARED/fixtures/lm, for each weight format, within that format's documented tolerance
-/// (BENCHMARKS.md, "Quantized weights and kernels"). Logits are taken both from prefill (dequantized
-/// tiles + sgemm) and token by token (the integer decode kernels, on the AVX2 and the VNNI path).
+/// (BENCHMARKS.md, "Quantized weights and kernels"). Logits are taken both from prefill (the integer
+/// GEMM; fp8: dequantized tiles + sgemm) and token by token (the integer decode kernels, on the AVX2
+/// and the VNNI path).
 final class QuantizationTests: XCTestCase {
     struct Drift { var maxAbs: Float = 0; var sumAbs: Double = 0; var n = 0; var kl: Double = 0; var agree = 0; var rows = 0
         var meanAbs: Double { sumAbs / Double(max(n, 1)) }
