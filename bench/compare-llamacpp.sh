@@ -13,7 +13,8 @@
 #                ("greedy f16: N/N tokens identical"), then llama.cpp run over the prompt + our tokens
 #                (teacher forced): how often its argmax picks our next token (this does not stop
 #                counting at the first near-tie) and how far its logits are from ours (`logits`);
-#      bench     llama-bench and `hunyuan-cli bench` at f16/q8_0/q4_0 with $THREADS threads;
+#      bench     llama-bench and `hunyuan-cli bench` at $BENCH_TYPES (f32 f16 q8_0 q4_0) with $THREADS threads;
+#      torch     (not in the default; needs torch, see bench/torch-anchor.sh) PyTorch eager f32 on the f32 model;
 #      dequant   (not in the default) llama.cpp in f32 on our q8_0/q4_0 weights dequantized: the exact
 #                result both engines approximate, to tell whose rounding a divergence comes from;
 #      large     the Hunyuan-Large-style variant (bench/hunyuan-large-bench.json: CLA share factor 2,
@@ -23,7 +24,8 @@
 #      HUNYUAN_TOKENIZER (folder with hy.tiktoken + tokenizer_config.json; default
 #      ${HUNYUAN_SHARED:-../shared}/data/tokenizer), PY (default .venv/bin/python), CC (default cc),
 #      P / N / REPS / THREADS (defaults 128 / 64 / 3 / 1,2), GREEDY_N / GREEDY_THREADS (64 / 2),
-#      GREEDY_TYPES (f32 f16 q8_0 q4_0; f32 adds a 3 GB GGUF), STEPS (tokenize greedy bench large).
+#      GREEDY_TYPES (f32 f16 q8_0 q4_0; f32 adds a 3 GB GGUF), BENCH_TYPES (f32 f16 q8_0 q4_0),
+#      STEPS (tokenize greedy bench large).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLI=${HUNYUAN_CLI:-.build/release/hunyuan-cli}
@@ -34,6 +36,7 @@ CC=${CC:-cc}
 P=${P:-128}; N=${N:-64}; REPS=${REPS:-3}; THREADS=${THREADS:-1,2}
 GREEDY_N=${GREEDY_N:-64}; GREEDY_THREADS=${GREEDY_THREADS:-2}; GREEDY_TYPES=${GREEDY_TYPES:-f32 f16 q8_0 q4_0}
 STEPS=${STEPS:-tokenize greedy bench large}
+BENCH_TYPES=${BENCH_TYPES:-f32 f16 q8_0 q4_0}
 PROMPT=${GREEDY_PROMPT:-"The Hunyuan model card says: 52B active parameters, 389B in all; it's the largest open MoE (2024)."}
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 [ -f "$TOK/hy.tiktoken" ] || { echo "no hy.tiktoken in $TOK (set HUNYUAN_TOKENIZER)" >&2; exit 1; }
@@ -70,7 +73,7 @@ has_vocab() { [ "$(head -c 16000000 "$1" 2>/dev/null | LC_ALL=C grep -ac tokeniz
 for t in f16 q8_0 q4_0; do
     [ -f "$M-$t/model.safetensors" ] || "$CLI" quantize "$M-f32" "$M-$t" --type "$t" >&2
 done
-for t in f16 q8_0 q4_0 $GREEDY_TYPES; do
+for t in $BENCH_TYPES $GREEDY_TYPES; do
     has_vocab "$M-$t.gguf" || "$CLI" export-gguf "$M-f32" "$M-$t.gguf" --type "$t" --tokenizer "$TOK" >&2
 done
 OUT="$CACHE/perf/compare-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -161,17 +164,17 @@ fi
 # 3c. both benches, same run
 if step bench; then
     uptime >&2
-    for t in f16 q8_0 q4_0; do
+    for t in $BENCH_TYPES; do
         "$CLI" bench "$M-$t" -p "$P" -n "$N" -t "$THREADS" --reps "$REPS" --json > "$OUT/hy-$t.json"
         "$LB/llama-bench" -m "$M-$t.gguf" -p "$P" -n "$N" -t "$THREADS" -r "$REPS" -o json > "$OUT/llama-$t.json"
     done
     uptime >&2
-    "$PY" - "$OUT" <<'PYEOF'
-import json, sys, pathlib
+    BENCH_TYPES="$BENCH_TYPES" "$PY" - "$OUT" <<'PYEOF'
+import json, os, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 print("| type | threads | ours prefill tok/s | llama.cpp prefill tok/s | ratio | ours decode tok/s | llama.cpp decode tok/s | ratio |")
 print("|---|---|---|---|---|---|---|---|")
-for t in ["f16", "q8_0", "q4_0"]:
+for t in os.environ["BENCH_TYPES"].split():
     hy = json.loads((out / f"hy-{t}.json").read_text())
     ll = json.loads((out / f"llama-{t}.json").read_text())
     for row in hy:
@@ -212,4 +215,10 @@ for variant, prefix in [("A13B-style (top-4, no CLA)", "hy"), ("Large-style (top
             print(f"| {variant} | {t} | {r['threads']} | {f(r['prefill_tps'], r['prefill_tps_sd'])} | "
                   f"{f(r['decode_tps'], r['decode_tps_sd'])} | {r['kv_bytes_per_token']} | {r['model_bytes']} |")
 PYEOF
+fi
+
+# 3e. (optional step "torch") PyTorch eager f32 on the same f32 checkpoint, next to ours
+if step torch; then
+    OUT="$OUT" LM_MODEL="$M-f32" CHECK=0 P="$P" N="$N" REPS="$REPS" THREADS="$THREADS" HUNYUAN_CLI="$CLI" \
+        HUNYUAN_BENCH_CACHE="$CACHE" bash bench/torch-anchor.sh
 fi
