@@ -474,11 +474,20 @@ public func causalAttention(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0:
                     out: out, outStride: outStride, pool: pool)
 }
 
-/// The same with keys and values stored as `L` (f32 or f16 KV caches); kvStride in elements.
-public func causalAttention<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int,
-                                             nHeads: Int, nKV: Int, headDim: Int, keys: UnsafeRawPointer,
-                                             values: UnsafeRawPointer, kvStride: Int, scale: Float,
-                                             out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
+/// The same with keys and values stored as f16 (an f16 KV cache); kvStride in elements.
+public func causalAttentionF16KV(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int, nHeads: Int, nKV: Int,
+                                 headDim: Int, keys: UnsafeRawPointer, values: UnsafeRawPointer, kvStride: Int,
+                                 scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
+    causalAttention(F16Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV, headDim: headDim,
+                    keys: keys, values: values, kvStride: kvStride, scale: scale, out: out, outStride: outStride, pool: pool)
+}
+
+/// The kernel, specialized per storage type inside this module (the public entry points above are
+/// concrete, so callers in other modules never reach an unspecialized generic).
+func causalAttention<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int,
+                                      nHeads: Int, nKV: Int, headDim: Int, keys: UnsafeRawPointer,
+                                      values: UnsafeRawPointer, kvStride: Int, scale: Float,
+                                      out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
     let es = L.elementSize
     let group = max(1, nHeads / max(nKV, 1))
     let block = 64

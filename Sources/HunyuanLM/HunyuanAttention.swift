@@ -77,11 +77,12 @@ enum HunyuanAttention {
         let scale = 1 / Float(hd).squareRoot()
         switch cache.type {
         case .f32:
-            causalAttention(F32Loader.self, q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
-                            keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
+            causalAttention(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
+                            keys: keys.assumingMemoryBound(to: Float.self), values: values.assumingMemoryBound(to: Float.self),
+                            kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
         case .f16:
-            causalAttention(F16Loader.self, q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
-                            keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
+            causalAttentionF16KV(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
+                                 keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
         }
         linear(w.o, s.att, t, s.tmp, pool: pool)
         addBias(w.oBias, s.tmp, t, d)
