@@ -22,6 +22,7 @@
  * 4 tokens, the haswell baseline), scalar (reference, portable). Results of the paths agree up to
  * float summation order. */
 #include "hunyuan_internal.h"
+#include "block_formats.h"
 
 #include <math.h>
 #include <string.h>
@@ -32,20 +33,6 @@
 enum { G_Q8_0_BYTES = 34, G_Q4_0_BYTES = 18, G_Q4_K_BYTES = 148 };
 enum { GEMM_ROWS = 16, GEMM_KC = 64 /* blocks per repacked chunk; a multiple of 8 (q4_k) */ };
 
-static inline uint16_t g_ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-
-static inline float g_f16(uint16_t h) {
-#if defined(__F16C__)
-    return _cvtsh_ss(h);
-#else
-    uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    float v;
-    if (e == 0) v = ldexpf((float)m, -24);
-    else if (e == 31) v = m ? NAN : INFINITY;
-    else v = ldexpf((float)(m | 0x400), (int)e - 25);
-    return s ? -v : v;
-#endif
-}
 
 /* ---- activation quantization (t rows) ---- */
 
@@ -101,18 +88,18 @@ static void decode_block(int fmt, const uint8_t *row, int64_t b, int16_t *c, flo
     if (fmt == HYI_Q8_0) {
         const uint8_t *blk = row + b * G_Q8_0_BYTES;
         for (int i = 0; i < 32; i++) c[i] = (int8_t)blk[2 + i];
-        *scale = g_f16(g_ld16(blk)); *min = 0;
+        *scale = hyi_f16(hyi_ld16(blk)); *min = 0;
     } else if (fmt == HYI_Q4_0) {
         const uint8_t *blk = row + b * G_Q4_0_BYTES;
         for (int i = 0; i < 16; i++) { c[i] = (int16_t)((blk[2 + i] & 0x0F) - 8); c[i + 16] = (int16_t)((blk[2 + i] >> 4) - 8); }
-        *scale = g_f16(g_ld16(blk)); *min = 0;
+        *scale = hyi_f16(hyi_ld16(blk)); *min = 0;
     } else {
         const uint8_t *sb = row + (b / 8) * G_Q4_K_BYTES;
         int j = (int)(b % 8);
         const uint8_t *qs = sb + 20 + 16 * j;
         for (int i = 0; i < 16; i++) { c[i] = qs[i] & 0x0F; c[i + 16] = qs[i] >> 4; }
-        *scale = g_f16(g_ld16(sb)) * (float)sb[4 + j];
-        *min = g_f16(g_ld16(sb + 2)) * (float)sb[12 + j];
+        *scale = hyi_f16(hyi_ld16(sb)) * (float)sb[4 + j];
+        *min = hyi_f16(hyi_ld16(sb + 2)) * (float)sb[12 + j];
     }
 }
 
@@ -177,7 +164,7 @@ static void q4k_scales(const uint8_t *const rows[GEMM_ROWS], int64_t sbi, float 
         __m256i v[GEMM_ROWS];
         for (int r = 0; r < GEMM_ROWS; r++) {
             const uint8_t *sb = rows[r] + sbi * G_Q4_K_BYTES;
-            __m256 d = _mm256_set1_ps(g_f16(g_ld16(sb + 2 * part)));
+            __m256 d = _mm256_set1_ps(hyi_f16(hyi_ld16(sb + 2 * part)));
             __m256 c = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sb + 4 + 8 * part))));
             v[r] = _mm256_castps_si256(_mm256_mul_ps(d, c));
         }
@@ -194,7 +181,7 @@ static void q4k_scales(const uint8_t *const rows[GEMM_ROWS], int64_t sbi, float 
 /* f16 scales at byte offset `off` of 16 rows -> 16 floats. */
 static inline void f16_scales16(const uint8_t *const rows[GEMM_ROWS], int64_t off, float *dst) {
     uint16_t h[GEMM_ROWS];
-    for (int j = 0; j < GEMM_ROWS; j++) h[j] = g_ld16(rows[j] + off);
+    for (int j = 0; j < GEMM_ROWS; j++) h[j] = hyi_ld16(rows[j] + off);
     _mm256_store_ps(dst, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
     _mm256_store_ps(dst + 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 8))));
 }

@@ -5,6 +5,7 @@
  * VNNI (256-bit VPDPBUSD), compiled with a target attribute and only called after the run-time CPU
  * check in CPUFeatures. Results of both paths are identical up to float summation order. */
 #include "hunyuan_internal.h"
+#include "block_formats.h"
 
 #pragma GCC diagnostic ignored "-Wunused-function"
 
@@ -14,18 +15,6 @@
 #include <immintrin.h>
 #endif
 
-static inline float hyi_f16(uint16_t h) {
-#if defined(__F16C__)
-    return _cvtsh_ss(h);
-#else
-    uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    float v;
-    if (e == 0) v = ldexpf((float)m, -24);
-    else if (e == 31) v = m ? NAN : INFINITY;
-    else v = ldexpf((float)(m | 0x400), (int)e - 25);
-    return s ? -v : v;
-#endif
-}
 
 void hyi_quantize_act_q8(const float *x, int64_t n, int8_t *q, float *d, int32_t *s) {
     int64_t nb = (n + 31) / 32;
@@ -53,7 +42,6 @@ void hyi_quantize_act_q8(const float *x, int64_t n, int8_t *q, float *d, int32_t
 /* ---- block layouts (packed, little-endian) ---- */
 enum { Q8_0_BYTES = 34, Q4_0_BYTES = 18, Q4_K_BYTES = 148 };
 
-static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 #if defined(__x86_64__)
 static inline float hsum256(__m256 v) {
@@ -82,7 +70,7 @@ ATTR static float dot_q8_0_##SUFFIX(const uint8_t *w, const int8_t *q, const flo
         __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));                                      \
         __m256i xq = _mm256_loadu_si256((const __m256i *)(q + 32 * b));                                 \
         __m256i p = DOT(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));                            \
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hyi_f16(ld16(w)) * d[b]), _mm256_cvtepi32_ps(p), acc);     \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hyi_f16(hyi_ld16(w)) * d[b]), _mm256_cvtepi32_ps(p), acc);     \
     }                                                                                                   \
     return hsum256(acc);                                                                                \
 }                                                                                                       \
@@ -91,7 +79,7 @@ ATTR static float dot_q4_0_##SUFFIX(const uint8_t *w, const int8_t *q, const flo
     __m256 acc = _mm256_setzero_ps();                                                                   \
     float off = 0;                                                                                      \
     for (int64_t b = 0; b < nb; b++, w += Q4_0_BYTES) {                                                 \
-        float sc = hyi_f16(ld16(w)) * d[b];                                                             \
+        float sc = hyi_f16(hyi_ld16(w)) * d[b];                                                             \
         __m256i p = DOT(nibbles32(w + 2), _mm256_loadu_si256((const __m256i *)(q + 32 * b)));           \
         acc = _mm256_fmadd_ps(_mm256_set1_ps(sc), _mm256_cvtepi32_ps(p), acc);                          \
         off += sc * (float)(8 * s[b]);                                                                  \
@@ -103,7 +91,7 @@ ATTR static float dot_q4_k_##SUFFIX(const uint8_t *w, const int8_t *q, const flo
     __m256 acc = _mm256_setzero_ps();                                                                   \
     float off = 0;                                                                                      \
     for (int64_t b0 = 0; b0 < nb; b0 += 8, w += Q4_K_BYTES) {                                           \
-        float dw = hyi_f16(ld16(w)), dmin = hyi_f16(ld16(w + 2));                                       \
+        float dw = hyi_f16(hyi_ld16(w)), dmin = hyi_f16(hyi_ld16(w + 2));                                       \
         const uint8_t *sc = w + 4, *mn = w + 12, *qs = w + 20;                                          \
         int64_t nsub = nb - b0 < 8 ? nb - b0 : 8;                                                       \
         for (int64_t j = 0; j < nsub; j++) {                                                            \
@@ -151,7 +139,7 @@ HYI_ATTR_VNNI static float dot_q8_0_vnni(const uint8_t *w, const int8_t *q, cons
         __m512i xq = _mm512_loadu_si512((const void *)(q + 32 * b));
         __m512i sx = _mm512_mask_sub_epi8(xq, _mm512_movepi8_mask(wq), _mm512_setzero_si512(), xq);
         __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wq), sx);
-        __m512 sc = scale2(hyi_f16(ld16(w)) * d[b], hyi_f16(ld16(w + Q8_0_BYTES)) * d[b + 1]);
+        __m512 sc = scale2(hyi_f16(hyi_ld16(w)) * d[b], hyi_f16(hyi_ld16(w + Q8_0_BYTES)) * d[b + 1]);
         acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);
     }
     float r = _mm512_reduce_add_ps(acc);
@@ -164,7 +152,7 @@ HYI_ATTR_VNNI static float dot_q4_0_vnni(const uint8_t *w, const int8_t *q, cons
     float off = 0;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2, w += 2 * Q4_0_BYTES) {
-        float s0 = hyi_f16(ld16(w)) * d[b], s1 = hyi_f16(ld16(w + Q4_0_BYTES)) * d[b + 1];
+        float s0 = hyi_f16(hyi_ld16(w)) * d[b], s1 = hyi_f16(hyi_ld16(w + Q4_0_BYTES)) * d[b + 1];
         __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles64(w + 2, w + Q4_0_BYTES + 2),
                                         _mm512_loadu_si512((const void *)(q + 32 * b)));
         acc = _mm512_fmadd_ps(scale2(s0, s1), _mm512_cvtepi32_ps(p), acc);
@@ -179,7 +167,7 @@ HYI_ATTR_VNNI static float dot_q4_k_vnni(const uint8_t *w, const int8_t *q, cons
     __m512 acc = _mm512_setzero_ps();
     float off = 0;
     for (int64_t b0 = 0; b0 < nb; b0 += 8, w += Q4_K_BYTES) {
-        float dw = hyi_f16(ld16(w)), dmin = hyi_f16(ld16(w + 2));
+        float dw = hyi_f16(hyi_ld16(w)), dmin = hyi_f16(hyi_ld16(w + 2));
         const uint8_t *sc = w + 4, *mn = w + 12, *qs = w + 20;
         int64_t nsub = nb - b0 < 8 ? nb - b0 : 8, j = 0;
         for (; j + 2 <= nsub; j += 2) {
@@ -223,13 +211,13 @@ static float dot_scalar(int fmt, const uint8_t *w, const int8_t *q, const float 
         if (fmt == HYI_Q8_0) {
             const uint8_t *blk = w + b * Q8_0_BYTES;
             for (int i = 0; i < 32; i++) isum += (int8_t)blk[2 + i] * q[32 * b + i];
-            scale = hyi_f16(ld16(blk));
+            scale = hyi_f16(hyi_ld16(blk));
         } else if (fmt == HYI_Q4_0) {
             const uint8_t *blk = w + b * Q4_0_BYTES;
             for (int i = 0; i < 16; i++) {
                 isum += (blk[2 + i] & 0x0F) * q[32 * b + i] + (blk[2 + i] >> 4) * q[32 * b + 16 + i];
             }
-            scale = hyi_f16(ld16(blk));
+            scale = hyi_f16(hyi_ld16(blk));
             off = scale * (float)(8 * s[b]);
         } else if (fmt == HYI_Q4_K) {
             const uint8_t *sb = w + (b / 8) * Q4_K_BYTES;
@@ -238,8 +226,8 @@ static float dot_scalar(int fmt, const uint8_t *w, const int8_t *q, const float 
             for (int i = 0; i < 16; i++) {
                 isum += (qs[i] & 0x0F) * q[32 * b + i] + (qs[i] >> 4) * q[32 * b + 16 + i];
             }
-            scale = hyi_f16(ld16(sb)) * (float)sb[4 + j];
-            off = hyi_f16(ld16(sb + 2)) * (float)sb[12 + j] * (float)s[b];
+            scale = hyi_f16(hyi_ld16(sb)) * (float)sb[4 + j];
+            off = hyi_f16(hyi_ld16(sb + 2)) * (float)sb[12 + j] * (float)s[b];
         }
         acc += d[b] * (scale * (float)isum - off);
     }
@@ -267,12 +255,12 @@ void hyi_dequant_row(int fmt, const void *wv, int64_t cols, float *out) {
         float *dst = (b + 1) * 32 <= cols ? out + 32 * b : tmp;
         if (fmt == HYI_Q8_0) {
             const uint8_t *blk = w + b * Q8_0_BYTES;
-            float d = hyi_f16(ld16(blk));
+            float d = hyi_f16(hyi_ld16(blk));
             const int8_t *qs = (const int8_t *)(blk + 2);
             for (int i = 0; i < 32; i++) dst[i] = d * (float)qs[i];
         } else if (fmt == HYI_Q4_0) {
             const uint8_t *blk = w + b * Q4_0_BYTES;
-            float d = hyi_f16(ld16(blk));
+            float d = hyi_f16(hyi_ld16(blk));
             for (int i = 0; i < 16; i++) {
                 dst[i] = d * (float)((int)(blk[2 + i] & 0x0F) - 8);
                 dst[i + 16] = d * (float)((int)(blk[2 + i] >> 4) - 8);
@@ -280,7 +268,7 @@ void hyi_dequant_row(int fmt, const void *wv, int64_t cols, float *out) {
         } else if (fmt == HYI_Q4_K) {
             const uint8_t *sb = w + (b / 8) * Q4_K_BYTES;
             int j = (int)(b % 8);
-            float d = hyi_f16(ld16(sb)) * (float)sb[4 + j], m = hyi_f16(ld16(sb + 2)) * (float)sb[12 + j];
+            float d = hyi_f16(hyi_ld16(sb)) * (float)sb[4 + j], m = hyi_f16(hyi_ld16(sb + 2)) * (float)sb[12 + j];
             const uint8_t *qs = sb + 20 + 16 * j;
             for (int i = 0; i < 16; i++) {
                 dst[i] = d * (float)(qs[i] & 0x0F) - m;

@@ -8,48 +8,13 @@ import CHunyuan
 /// int8 block quantizer (only fp32 summation order differs: tight bound), and the Double product of
 /// the original f32 weights and activations (format error bounds).
 final class QuantGEMMTests: XCTestCase {
-    final class Bytes {
-        let p: UnsafeMutableRawBufferPointer
-        init(_ a: [UInt8]) {
-            p = .allocate(byteCount: max(a.count, 1), alignment: 64)
-            if !a.isEmpty { a.withUnsafeBytes { p.copyMemory(from: $0) } }
-        }
-        deinit { p.deallocate() }
-    }
-
-    struct RNG {
-        var s: UInt64
-        mutating func next() -> Float {
-            s = s &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Double(s >> 11) / Double(1 << 53)) * 2 - 1
-        }
-    }
-
-    /// [rows, cols] with per-row magnitudes over two decades and a few outliers (like real layers).
+    typealias Bytes = WeightTestData.Bytes
+    typealias RNG = WeightTestData.RNG
     static func randomMatrix(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
-        var g = RNG(s: seed)
-        var w = [Float](repeating: 0, count: rows * cols)
-        for r in 0..<rows {
-            let mag = Float(pow(10, Double(g.next())))
-            for c in 0..<cols { w[r * cols + c] = mag * g.next() * (g.next() > 0.98 ? 4 : 1) }
-        }
-        return w
+        WeightTestData.randomMatrix(rows, cols, seed: seed)
     }
-
-    /// W quantized by the Swift quantizer, wrapped as the U8 [rows, nBlocks, blockBytes] tensor a
-    /// quantized checkpoint holds.
-    static func quantized(_ w: [Float], _ rows: Int, _ cols: Int, _ f: WeightFormat) throws -> (WeightMatrix, Bytes) {
-        let rb = f.rowBytes(cols)
-        var bytes = [UInt8](repeating: 0, count: rows * rb)
-        bytes.withUnsafeMutableBytes { out in
-            w.withUnsafeBufferPointer { src in
-                for r in 0..<rows { Quantizer.quantizeRow(f, src.baseAddress! + r * cols, cols: cols, out.baseAddress! + r * rb) }
-            }
-        }
-        let b = Bytes(bytes)
-        let t = Tensor(name: "w", dtype: .u8, shape: [rows, f.blocksPerRow(cols), f.blockBytes],
-                       data: UnsafeRawBufferPointer(b.p), owner: b)
-        return (try WeightMatrix(t, rows: rows, cols: cols), b)
+    static func quantized(_ w: [Float], _ rows: Int, _ cols: Int, _ f: WeightFormat) throws -> (WeightMatrix, [AnyObject]) {
+        try WeightTestData.quantized(w, rows, cols, f)
     }
 
     /// The int8 activation quantization written out independently: per block of 32, d = max|x|/127,
