@@ -223,13 +223,21 @@ public final class TrainerModel: @unchecked Sendable {
         return result
     }
 
-    /// Writes an HF checkpoint folder: config.json (`configJSON`, the model's HF config),
-    /// generation_config.json and model.safetensors with the official tensor names, in `dtype`.
+    /// Writes an HF checkpoint folder: config.json (`configJSON`, the model's HF config, plus the
+    /// `head_dim` it implies when absent — transformers' Hunyuan classes need it — and `torch_dtype`
+    /// of the saved weights), generation_config.json and model.safetensors with the official tensor
+    /// names, in `dtype`.
     public func saveCheckpoint(to dir: String, configJSON: JSONValue, dtype: DType = .f32) throws {
         if !FileSystem.isDirectory(dir) && mkdir(dir, 0o755) != 0 {
             throw HYError.io("\(dir): cannot create folder")
         }
-        let text = Array((configJSON.serialized() + "\n").utf8)
+        var pairs: [(String, JSONValue)] = []
+        if case .object(let p) = configJSON { pairs = p }
+        if !pairs.contains(where: { $0.0 == "head_dim" }) { pairs.append(("head_dim", .int(Int64(config.headDim)))) }
+        let dtypeName = dtype == .bf16 ? "bfloat16" : (dtype == .f16 ? "float16" : "float32")
+        pairs.removeAll { $0.0 == "torch_dtype" || $0.0 == "dtype" }
+        pairs.append(("torch_dtype", .string(dtypeName)))
+        let text = Array((JSONValue.object(pairs).serialized() + "\n").utf8)
         try FileSystem.writeAtomically(FileSystem.join(dir, "config.json"), overwrite: true) { wr in
             try text.withUnsafeBytes { try wr($0) }
         }

@@ -144,6 +144,13 @@ def test_train_prints_metrics_and_writes_checkpoint(trained):
     assert "step 3/3" in log and "tok/s" in log and "balance" in log
     for f in ["config.json", "model.safetensors", "generation_config.json", "hy.tiktoken"]:
         assert (d / "run" / "model" / f).exists()
+    # transformers' Hunyuan classes need head_dim; the dtype names what the safetensors hold
+    cfg = json.loads((d / "run" / "model" / "config.json").read_text())
+    raw = (d / "run" / "model" / "model.safetensors").read_bytes()
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    stored = {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+    assert isinstance(cfg.get("head_dim"), int) and cfg["head_dim"] > 0
+    assert stored == {{"float32": "F32", "bfloat16": "BF16", "float16": "F16"}[cfg["torch_dtype"]]}
     assert metrics["dropped_last_step"] == 0   # recycle routing places every token
     # Per-layer expert log: every step × layer; with recycling every one of the 4 × 32 tokens is placed
     # and no expert exceeds capacity = ceil(1.0 × 128 / 4).
