@@ -52,6 +52,10 @@ public enum PNGDecoder {
         case 6: channels = 4
         default: throw bad("missing IHDR or unknown colour type \(colorType)")
         }
+        let validDepths: [Int: [Int]] = [0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16]]
+        guard validDepths[colorType]?.contains(depth) ?? false else {
+            throw bad("bit depth \(depth) is invalid for colour type \(colorType)")
+        }
         guard depth == 8 || (depth == 16 && colorType != 3) else {
             throw HYError.unsupported("\(context): bit depth \(depth) for colour type \(colorType) is not supported (8 or 16)")
         }

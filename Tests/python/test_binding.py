@@ -275,3 +275,35 @@ def test_reconstructor_from_image_files(shared, tmp_path):
         c = rec.views_to_mesh(jpgs, **kw)
         assert np.array_equal(np.array(a.vertices), np.array(b.vertices))
         assert abs(len(c.vertices) - len(a.vertices)) <= 0.1 * len(a.vertices)
+
+
+def test_damaged_image_files_are_errors_not_crashes(tmp_path):
+    """Random truncations and byte flips of a PNG (our decoder) and a JPEG (libjpeg-turbo behind a
+    longjmp error handler): every file either decodes to the right size or raises FormatError; the
+    process (think Blender) survives."""
+    from PIL import Image as PILImage
+    yy, xx = np.mgrid[0:40, 0:56]
+    rgb = np.stack([xx * 4, yy * 6, (xx * yy) % 256], -1).astype(np.uint8)
+    PILImage.fromarray(rgb).save(tmp_path / "a.png")
+    PILImage.fromarray(rgb).save(tmp_path / "a.jpg", "JPEG", quality=80)
+    rng = np.random.default_rng(11)
+    outcomes = {"ok": 0, "error": 0}
+    for name in ("a.png", "a.jpg"):
+        good = (tmp_path / name).read_bytes()
+        for i in range(150):
+            b = bytearray(good)
+            if i % 3 == 0:
+                b = b[: int(rng.integers(1, len(b)))]
+            else:
+                for _ in range(int(rng.integers(1, 8))):
+                    b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+            p = tmp_path / f"bad-{i}-{name}"
+            p.write_bytes(bytes(b))
+            try:
+                im = hunyuan.load_image(p)
+                assert im.ndim == 3 and im.shape[2] in (3, 4) and im.size > 0
+                outcomes["ok"] += 1
+            except (hunyuan.FormatError, hunyuan.UnsupportedError) as e:  # e.g. a flipped interlace flag
+                assert p.name in str(e)
+                outcomes["error"] += 1
+    assert outcomes["error"] > 50  # most damage is detected (bit flips inside entropy-coded data may not be)
