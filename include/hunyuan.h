@@ -248,11 +248,13 @@ typedef struct hy_session_params {
     int32_t kv_type;                  /* hy_kv_type: storage of cached keys/values; HY_KV_F32 */
 } hy_session_params;
 
-/* Storage of a session's KV cache. F16 halves its bytes per token; keys and values are rounded to
- * f16 once when cached (logits then drift by ~1e-3 relative). */
+/* Storage of a session's KV cache. F16 halves its bytes per token (keys and values rounded to f16
+ * once when cached: logits drift by ~1e-3); Q8_0 takes 8.5 bits per value (blocks of 32 with an f16
+ * scale; logits drift by ~1e-2; needs head_dim % 32 == 0, else HY_ERR_UNSUPPORTED). */
 typedef enum hy_kv_type {
     HY_KV_F32 = 0,
-    HY_KV_F16 = 1
+    HY_KV_F16 = 1,
+    HY_KV_Q8_0 = 2
 } hy_kv_type;
 
 HY_API hy_session_params hy_session_default_params(void);

@@ -137,6 +137,7 @@ public func hy_session_new_impl(_ m: OpaquePointer?, _ params: UnsafePointer<hy_
         switch p.kv_type {
         case Int32(HY_KV_F32.rawValue): kv = .f32
         case Int32(HY_KV_F16.rawValue): kv = .f16
+        case Int32(HY_KV_Q8_0.rawValue): kv = .q8_0
         default: throw HYError.invalidArgument("hy_session_params.kv_type \(p.kv_type) is not a hy_kv_type")
         }
         let s = try InferenceSession(model: h.model, contextLength: Int(p.n_ctx),

@@ -18,6 +18,34 @@ public protocol WeightLoader {
     /// Elements i..<i+8 of the row starting at `p`.
     static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float>
     static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float
+    /// Bytes taken by the first n elements of a row (n a multiple of the format's block).
+    static func byteOffset(_ n: Int) -> Int
+}
+
+extension WeightLoader {
+    @inlinable @inline(__always)
+    public static func byteOffset(_ n: Int) -> Int { n * elementSize }
+}
+
+/// q8_0 blocks (f16 d, 32 × int8; 34 bytes per 32 values) read as floats: the q8_0 KV cache.
+/// load8's i must be a multiple of 8 (8 values never straddle a block).
+public enum Q8_0Loader: WeightLoader {
+    @inlinable public static var elementSize: Int { 1 }
+    @inlinable @inline(__always)
+    public static func byteOffset(_ n: Int) -> Int { (n >> 5) * 34 }
+    @inlinable @inline(__always)
+    public static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        let blk = (i >> 5) * 34
+        let d = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: blk, as: UInt16.self)))
+        let q = p.loadUnaligned(fromByteOffset: blk + 2 + (i & 31), as: SIMD8<Int8>.self)
+        return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)) * d
+    }
+    @inlinable @inline(__always)
+    public static func load1(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        let blk = (i >> 5) * 34
+        let d = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: blk, as: UInt16.self)))
+        return Float(p.load(fromByteOffset: blk + 2 + (i & 31), as: Int8.self)) * d
+    }
 }
 
 public enum F32Loader: WeightLoader {
@@ -482,13 +510,20 @@ public func causalAttentionF16KV(q: UnsafePointer<Float>, qStride: Int, t: Int, 
                     keys: keys, values: values, kvStride: kvStride, scale: scale, out: out, outStride: outStride, pool: pool)
 }
 
+/// The same with keys and values stored as q8_0 blocks (a q8_0 KV cache; headDim a multiple of 32).
+public func causalAttentionQ8KV(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int, nHeads: Int, nKV: Int,
+                                headDim: Int, keys: UnsafeRawPointer, values: UnsafeRawPointer, kvStride: Int,
+                                scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
+    causalAttention(Q8_0Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV, headDim: headDim,
+                    keys: keys, values: values, kvStride: kvStride, scale: scale, out: out, outStride: outStride, pool: pool)
+}
+
 /// The kernel, specialized per storage type inside this module (the public entry points above are
 /// concrete, so callers in other modules never reach an unspecialized generic).
 func causalAttention<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int,
                                       nHeads: Int, nKV: Int, headDim: Int, keys: UnsafeRawPointer,
                                       values: UnsafeRawPointer, kvStride: Int, scale: Float,
                                       out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
-    let es = L.elementSize
     let group = max(1, nHeads / max(nKV, 1))
     let block = 64
     let body: (Int) -> Void = { task in
@@ -506,7 +541,7 @@ func causalAttention<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStrid
                 let nb = min(block, n - j0)
                 var bmax = -Float.infinity
                 for j in 0..<nb {
-                    let v = dotRow(L.self, keys + ((j0 + j) * kvStride + kvh) * es, qh, headDim) * scale
+                    let v = dotRow(L.self, keys + L.byteOffset((j0 + j) * kvStride + kvh), qh, headDim) * scale
                     s[j] = v
                     bmax = max(bmax, v)
                 }
@@ -519,7 +554,7 @@ func causalAttention<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStrid
                 for j in 0..<nb {
                     let p = exp(s[j] - newMax)
                     runSum += p
-                    let vr = values + ((j0 + j) * kvStride + kvh) * es
+                    let vr = values + L.byteOffset((j0 + j) * kvStride + kvh)
                     var d = 0
                     while d + 8 <= headDim {
                         let acc = UnsafeMutableRawPointer(o + d).loadUnaligned(as: SIMD8<Float>.self)

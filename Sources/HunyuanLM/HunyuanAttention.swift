@@ -83,6 +83,9 @@ enum HunyuanAttention {
         case .f16:
             causalAttentionF16KV(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
                                  keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
+        case .q8_0:
+            causalAttentionQ8KV(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
+                                keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
         }
         linear(w.o, s.att, t, s.tmp, pool: pool)
         addBias(w.oBias, s.tmp, t, d)

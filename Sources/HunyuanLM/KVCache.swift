@@ -11,7 +11,8 @@ import Glibc
 /// every layer of a group reads the same normalized keys and folds its own key_layernorm weight into
 /// its queries (q·(w⊙k̂) = (q⊙w)·k̂). Values are stored as projected.
 /// Layout per group: keys[ctx, nKV·headDim], values[ctx, nKV·headDim], in the cache's `type`:
-/// fp32, or f16 (half the bytes; entries rounded to nearest once when stored, widened when read).
+/// fp32; f16 (half the bytes; entries rounded to nearest once when stored, widened when read); or
+/// q8_0 (each row as blocks of 32: f16 scale + 32 int8, 8.5 bits per value; head_dim a multiple of 32).
 /// `sharedAcrossLayers: false` is the plain per-layer layout (every layer its own entry, keys stored
 /// with the layer's key-norm weight applied, queries not folded): the reference the shared layout is
 /// tested against, and what a cache without CLA support would hold.
@@ -19,8 +20,15 @@ import Glibc
 public final class KVCache {
     /// Storage format of cached keys and values.
     public enum ElementType: String, Sendable, CaseIterable {
-        case f32, f16
-        public var size: Int { self == .f32 ? 4 : 2 }
+        case f32, f16, q8_0
+        /// Bytes of a row of n values (n a multiple of 32 for q8_0).
+        public func rowBytes(_ n: Int) -> Int {
+            switch self {
+            case .f32: return 4 * n
+            case .f16: return 2 * n
+            case .q8_0: return n / 32 * 34
+            }
+        }
     }
 
     public let capacity: Int
@@ -39,9 +47,11 @@ public final class KVCache {
         self.type = type
         groups = sharedAcrossLayers ? c.kvGroups : c.numLayers
         rowFloats = c.numKVHeads * c.headDim
-        let per = try checkedMul(capacity, rowFloats, "KV cache size")
-        let total = try checkedMul(per, groups, "KV cache size")
-        let bytes = try checkedMul(total, type.size, "KV cache size")
+        if type == .q8_0 && c.headDim % 32 != 0 {
+            throw HYError.unsupported("a q8_0 KV cache needs head_dim to be a multiple of 32 (this model: \(c.headDim))")
+        }
+        let per = try checkedMul(capacity, type.rowBytes(rowFloats), "KV cache size")
+        let bytes = try checkedMul(per, groups, "KV cache size")
         // malloc, not allocate(capacity:): a cache that does not fit is an error for the caller, not a trap.
         guard let k = malloc(max(bytes, 4)) else {
             throw HYError.outOfMemory("KV cache of \(capacity) positions needs 2 × \(bytes) bytes; use a smaller context")
@@ -60,10 +70,10 @@ public final class KVCache {
     }
 
     /// Bytes held per cached token (keys + values over all groups).
-    public var bytesPerToken: Int { groups * rowFloats * 2 * type.size }
+    public var bytesPerToken: Int { groups * rowBytes * 2 }
     public var totalBytes: Int { bytesPerToken * capacity }
     /// Bytes from one position's row to the next.
-    var rowBytes: Int { rowFloats * type.size }
+    var rowBytes: Int { type.rowBytes(rowFloats) }
 
     @inline(__always) func keyRow(group g: Int, position p: Int) -> UnsafeMutableRawPointer {
         keys + (g * capacity + p) * rowBytes
@@ -79,6 +89,8 @@ public final class KVCache {
         case .f16:
             let h = dst.assumingMemoryBound(to: Float16.self)
             for j in 0..<rowFloats { h[j] = Float16(src[j]) }
+        case .q8_0:
+            Quantizer.quantizeRow(.q8_0, src, cols: rowFloats, dst)
         }
     }
 
@@ -88,6 +100,6 @@ public final class KVCache {
 
     /// Bytes per token of a cache for `c` (without allocating one).
     public static func bytesPerToken(_ c: HunyuanConfig, type: ElementType = .f32) -> Int {
-        c.kvGroups * c.numKVHeads * c.headDim * 2 * type.size
+        c.kvGroups * type.rowBytes(c.numKVHeads * c.headDim) * 2
     }
 }

@@ -62,7 +62,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .customLong("ctx"), help: "Context length (0 = model default).") var contextLength = 0
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
-    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32 or f16.") var kvType = "f32"
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = "f32"
 
     func run() throws {
         try runReporting {
@@ -154,7 +154,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .short, help: "Decoded tokens (0 = skip decode).") var n = 64
     @Option(name: .short, help: "Comma-separated thread counts.") var t = "1,2"
     @Option(help: "Repetitions per measurement.") var reps = 3
-    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32 or f16.") var kvType = "f32"
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = "f32"
     @Flag(help: "Print one JSON array on stdout.") var json = false
 
     func run() throws {
@@ -294,8 +294,8 @@ struct ExportGGUFCommand: ParsableCommand {
     }
 }
 
-/// --kv-type: f32 or f16.
+/// --kv-type: f32, f16 or q8_0.
 func parseKVType(_ s: String) throws -> KVCache.ElementType {
-    guard let t = KVCache.ElementType(rawValue: s) else { throw HYError.invalidArgument("--kv-type \(s): expected f32 or f16") }
+    guard let t = KVCache.ElementType(rawValue: s) else { throw HYError.invalidArgument("--kv-type \(s): expected f32, f16 or q8_0") }
     return t
 }

@@ -1,4 +1,5 @@
 import XCTest
+import CHunyuan
 @testable import HunyuanCore
 
 /// Quantized weight kernels against the f32 reference on random data. The references are
@@ -153,6 +154,24 @@ final class KernelTests: XCTestCase {
                 withExtendedLifetime(keep) {}
             }
         }
+    }
+
+    /// The q8_0 KV-cache loader reads what the C dequantizer (hyi_dequant_row) reads from the same blocks.
+    func testQ8_0LoaderMatchesDequantRow() throws {
+        let cols = 256
+        let w = randomMatrix(3, cols, seed: 5)
+        let (m, keep) = try quantized(w, 3, cols, .q8_0)
+        for r in 0..<3 {
+            var ref = [Float](repeating: 0, count: cols)
+            ref.withUnsafeMutableBufferPointer { hyi_dequant_row(WeightFormat.q8_0.kernelCode, m.row(r), Int64(cols), $0.baseAddress!) }
+            for i in stride(from: 0, to: cols, by: 8) {
+                let v = Q8_0Loader.load8(m.row(r), i)
+                for l in 0..<8 { XCTAssertEqual(v[l], ref[i + l], "row \(r) element \(i + l)") }
+                XCTAssertEqual(Q8_0Loader.load1(m.row(r), i + 3), ref[i + 3])
+            }
+            XCTAssertEqual(Q8_0Loader.byteOffset(64), 68)
+        }
+        withExtendedLifetime(keep) {}
     }
 
     /// The vectorized GELU (erf8) against glibc's erf in double precision over [-12, 12].

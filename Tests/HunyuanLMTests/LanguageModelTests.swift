@@ -142,6 +142,36 @@ final class LanguageModelTests: XCTestCase {
         }
     }
 
+    /// A q8_0 KV cache on the built-in model (head_dim 64; the fixtures' head dims of 8–16 are not
+    /// multiples of 32 and must be refused): 0.27 of the fp32 bytes; prefill + decode logits against
+    /// the fp32 cache (itself checked against the reference on every fixture) within 0.5% of the logit range.
+    func testQ8KVCache() throws {
+        let model = try HunyuanModel(path: "builtin:hunyuan-tiny")
+        let c = model.config
+        let ref = try InferenceSession(model: model, threads: 2)
+        let q8 = try InferenceSession(model: model, threads: 2, chunk: 9, kvType: .q8_0)
+        XCTAssertEqual(q8.cache.bytesPerToken, c.kvGroups * 2 * c.numKVHeads * c.headDim / 32 * 34)
+        let ids: [Int32] = (0..<40).map { Int32(($0 * 977 + 13) % 8192) }
+        try ref.eval(ids, allLogits: true)
+        try q8.eval(Array(ids[0..<25]), allLogits: true)
+        var all = q8.allLogits
+        for id in ids[25...] {
+            try q8.eval([id])
+            all.append(contentsOf: q8.lastLogits)
+        }
+        let range = (ref.allLogits.max() ?? 0) - (ref.allLogits.min() ?? 0)
+        let d = Self.maxAbsDiff(all, ref.allLogits)
+        print("[kv q8_0] hunyuan-tiny: max |Δlogit| = \(d) (logit range \(range))")
+        XCTAssertLessThanOrEqual(d, 0.005 * range)
+        for dir in try fixtureDirs() {
+            let m = try HunyuanModel(path: dir)
+            if m.config.headDim % 32 == 0 { continue }
+            XCTAssertThrowsError(try InferenceSession(model: m, kvType: .q8_0)) { e in
+                XCTAssertEqual((e as? HYError)?.status, .unsupported, dir)
+            }
+        }
+    }
+
     // MARK: - CLA
 
     func testCLACacheIsHalfOfPerLayerWithIdenticalLogits() throws {

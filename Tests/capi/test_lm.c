@@ -125,6 +125,9 @@ int main(int argc, char **argv) {
         p16.kv_type = 7;
         EXPECT_STATUS(p_hy_session_new(model, &p16, &s16), HY_ERR_INVALID_ARGUMENT);
         CHECK(s16 == NULL, "session set on failure");
+        p16.kv_type = HY_KV_Q8_0;  /* this fixture's head_dim (16) is not a multiple of the 32-value block */
+        EXPECT_STATUS(p_hy_session_new(model, &p16, &s16), HY_ERR_UNSUPPORTED);
+        CHECK(s16 == NULL && strstr(p_hy_last_error(), "head_dim") != NULL, "q8_0 KV: %s", p_hy_last_error());
     }
 
     /* Greedy generation continues from the cached prompt and reproduces greedy_ids. */

@@ -55,6 +55,12 @@ def test_logits_and_greedy_match_reference(shared):
             assert np.abs(m.logits(ref["input_ids"].tolist()) - ref["logits"]).max() <= 5e-3, d.name
     with pytest.raises(ValueError):
         hunyuan.Model(d, kv_type="q3")
+    with pytest.raises(hunyuan.UnsupportedError, match="head_dim"):  # fixtures: head_dim 8-16
+        hunyuan.Model(d, kv_type="q8_0").logits([1, 2])
+    ids = list(range(100, 140))
+    with hunyuan.Model("builtin:hunyuan-tiny") as a, hunyuan.Model("builtin:hunyuan-tiny", kv_type="q8_0") as b:
+        la, lb = a.logits(ids), b.logits(ids)
+        assert np.abs(la - lb).max() <= 0.005 * (la.max() - la.min())
 
 
 def test_tokenizer_matches_tiktoken(shared):

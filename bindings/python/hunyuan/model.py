@@ -61,16 +61,18 @@ class Model:
     hy.tiktoken for text). Methods may be called from several threads at once: each call takes its
     own session (KV cache), and the GIL is released while the engine runs. Ctrl-C stops a running
     call within a token (or a layer, while a prompt is processed) and the model stays usable.
-    kv_type "f16" stores the KV cache in half precision (half the memory per token)."""
+    kv_type "f16" stores the KV cache in half precision (half the memory per token), "q8_0" in 8-bit
+    blocks (~0.27 of it)."""
 
     def __init__(self, path: str | os.PathLike, n_threads: int = 0, n_ctx: int = 0,
                  tokenizer: Optional[Union[str, os.PathLike, Tokenizer]] = None, kv_type: str = "f32"):
-        if kv_type not in ("f32", "f16"):
-            raise ValueError(f"kv_type {kv_type!r}: expected 'f32' or 'f16'")
+        kv_types = {"f32": 0, "f16": 1, "q8_0": 2}
+        if kv_type not in kv_types:
+            raise ValueError(f"kv_type {kv_type!r}: expected 'f32', 'f16' or 'q8_0'")
         self._m = _native.Model(path, n_threads)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
-        self._kv_type = 1 if kv_type == "f16" else 0
+        self._kv_type = kv_types[kv_type]
         self._pool: List[_native.Session] = []
         self._lock = threading.Lock()
         if isinstance(tokenizer, Tokenizer):
