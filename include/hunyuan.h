@@ -707,7 +707,8 @@ HY_API hy_recon_mesh_params hy_recon_mesh_default_params(void);
  * predictor's cameras, encode, the SDF over the grid evaluated block by block into marching cubes,
  * clean-up, vertex clustering, smoothing, decimation, vertex colours from the decoder. On success
  * *out receives a mesh for hy_mesh_free, and the handle keeps the triplane (hy_recon_query works).
- * progress (optional) is called on the calling thread between stages; abort (optional) is polled
+ * progress (optional) is called on the calling thread between stages and after every encoder and
+ * transformer block (so a progress bar moves during the long encode); abort (optional) is polled
  * before each encoder / transformer block (calling thread) and from worker threads during the SDF
  * evaluation, so a cancel takes effect within one block. Errors: HY_ERR_INVALID_ARGUMENT (NULLs, view count,
  * non-square or malformed views), HY_ERR_FORMAT (non-finite network output), HY_ERR_ABORTED. */

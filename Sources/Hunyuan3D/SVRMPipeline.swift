@@ -25,7 +25,7 @@ public struct SVRMMeshOptions: Sendable {
 
 extension SVRM {
     /// 8-bit views → mesh (see `SVRMMeshOptions`). `progress(stage, fraction)` is called on the
-    /// calling thread between stages and returning false cancels; `abort()` is polled before each
+    /// calling thread between stages and after each encoder / transformer block, and returning false cancels; `abort()` is polled before each
     /// encoder and transformer block (calling thread) and during the SDF evaluation (worker threads);
     /// returning true cancels. Cancelling throws `.aborted`.
     public func viewsToMesh(views: [SVRMPreprocess.Image], options: SVRMMeshOptions = SVRMMeshOptions(),
@@ -48,7 +48,17 @@ extension SVRM {
             }
         }
         try step("encode", 0.0)
-        let enc = try encode(images: images, cameras: SVRMPreprocess.cameras(), abort: abort)
+        // Progress through the encode (~95% of the time at full size): once per encoder and transformer
+        // block, from 0 to 0.6, on the calling thread; a false return cancels like abort().
+        let blocks = Float(max(1, config.encoderDepth + config.triplaneDepth))
+        var done: Float = 0
+        let poll: () -> Bool = {
+            if let abort, abort() { return true }
+            if let progress, done > 0, !progress("encode", 0.6 * min(done, blocks) / blocks) { return true }
+            done += 1
+            return false
+        }
+        let enc = try encode(images: images, cameras: SVRMPreprocess.cameras(), abort: poll)
         try step("marching cubes", 0.6)
         var mesh = try extractMesh(enc.triplane, resolution: options.resolution, colors: false, abort: abort)
         try step("refine", 0.85)

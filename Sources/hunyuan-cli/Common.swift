@@ -45,3 +45,10 @@ func readStdinBytes() -> [UInt8] {
     }
     return out
 }
+
+/// Fails before any work when an output file exists and --overwrite was not given (a long run must not
+/// end in a refusal, and nothing is replaced without asking).
+func checkOutput(_ path: String?, overwrite: Bool) throws {
+    guard let path, !overwrite, FileSystem.exists(path) else { return }
+    throw HYError.io("\(path) exists; pass --overwrite to replace it")
+}

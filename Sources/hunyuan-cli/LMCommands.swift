@@ -31,14 +31,16 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(name: .shortAndLong, help: "Output .npy path.") var output: String
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+    @Flag(help: "Replace an existing output file.") var overwrite = false
 
     func run() throws {
         try runReporting {
+            try checkOutput(output, overwrite: overwrite)
             let ids = try parseTokenList(tokens)
             let m = try HunyuanModel(path: model)
             let s = try InferenceSession(model: m, contextLength: max(ids.count, 1), threads: threads)
             try s.eval(ids, allLogits: true)
-            try NpyWriter.write(output, shape: [ids.count, m.config.vocabSize], data: s.allLogits, overwrite: true)
+            try NpyWriter.write(output, shape: [ids.count, m.config.vocabSize], data: s.allLogits, overwrite: overwrite)
         }
     }
 }

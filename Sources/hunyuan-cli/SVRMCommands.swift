@@ -33,9 +33,12 @@ struct SVRMEvalCommand: ParsableCommand {
     @Option(help: "Also extract the zero level set at --mesh-resolution and save it (.obj/.ply/.glb/.stl; model frame x y z, vertex colours).")
     var mesh: String?
     @Option(help: "Marching-cubes grid for --mesh (the official default is 384).") var meshResolution: Int = 384
+    @Flag(help: "Replace existing output files.") var overwrite = false
 
     func run() throws {
         try runReporting {
+            try checkOutput(output, overwrite: overwrite)
+            try checkOutput(mesh, overwrite: overwrite)
             let t0 = svrmClock()
             let svrm = try SVRM(path: model, threads: threads)
             writeStderr("load: \(svrmSeconds(svrmClock() - t0)) s\n")
@@ -102,9 +105,10 @@ struct SVRMEvalCommand: ParsableCommand {
                 let t2 = svrmClock()
                 let m = try svrm.extractMesh(tri, resolution: meshResolution, colors: true)
                 writeStderr("mesh \(meshResolution)^3: \(m.vertexCount) vertices, \(m.faceCount) faces, \(svrmSeconds(svrmClock() - t2)) s\n")
-                try m.save(mesh, overwrite: true)
+                try m.save(mesh, overwrite: overwrite)
             }
-            try SafetensorsWriter.write(items, metadata: [("producer", "hunyuan-cli svrm-eval")], to: output)
+            try SafetensorsWriter.write(items, metadata: [("producer", "hunyuan-cli svrm-eval")], to: output,
+                                        overwrite: overwrite)
         }
     }
 
@@ -231,6 +235,7 @@ struct ReconstructCommand: ParsableCommand {
     @Option(help: "Decimate to this many faces (0 = keep all).") var faces: Int = 90_000
     @Option(help: "Worker threads (0 = one per processor).") var threads: Int = 0
     @Option(help: "Also write a 512² PNG preview (four views) of the mesh.") var preview: String?
+    @Flag(help: "Replace existing output files.") var overwrite = false
 
     func run() throws {
         try runReporting {
@@ -252,21 +257,27 @@ struct ReconstructCommand: ParsableCommand {
                 }
                 for p in views + [condition] { images.append(try ImageFile.read(p)) }
             }
+            try checkOutput(output, overwrite: overwrite)
+            try checkOutput(preview, overwrite: overwrite)
             let t0 = svrmClock()
             let svrm = try SVRM(path: model, threads: threads)
             var o = SVRMMeshOptions()
             o.resolution = resolution
             o.targetFaces = faces
             var last = svrmClock(), previous = "preprocess"
-            let result = try svrm.viewsToMesh(views: images, options: o, progress: { stage, _ in
+            let result = try svrm.viewsToMesh(views: images, options: o, progress: { stage, fraction in
                 let now = svrmClock()
+                if stage == previous {  // within a stage (the encode's blocks): how far
+                    writeStderr("[\(svrmSeconds(now - t0)) s] \(stage) \(Int(fraction * 100))%\n")
+                    return true
+                }
                 writeStderr("[\(svrmSeconds(now - t0)) s] \(previous): \(svrmSeconds(now - last)) s\n")
                 last = now
                 previous = stage
                 return true
             })
-            try result.mesh.save(output, overwrite: true)
-            if let preview { try PNGEncoder.write(try Raster.preview(result.mesh), to: preview, overwrite: true) }
+            try result.mesh.save(output, overwrite: overwrite)
+            if let preview { try PNGEncoder.write(try Raster.preview(result.mesh), to: preview, overwrite: overwrite) }
             writeStderr("\(result.mesh.vertexCount) vertices, \(result.mesh.faceCount) faces → \(output)\n")
         }
     }

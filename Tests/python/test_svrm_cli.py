@@ -114,3 +114,11 @@ def test_reconstruct_png_views_equal_raw_views(cli, shared, tmp_path):
     trimesh = pytest.importorskip("trimesh")
     mesh = trimesh.load(str(a), process=False)
     assert len(mesh.faces) > 100 and mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+    # an existing output is refused before any work (and left as it was) unless --overwrite
+    before = a.read_bytes()
+    r = subprocess.run([str(cli), "reconstruct", str(fixture), "--views-u8", str(fixture / "inputs.safetensors"), "-o", str(a),
+                        "--resolution", "24"], capture_output=True, text=True)
+    assert r.returncode != 0 and "exists" in r.stderr and a.read_bytes() == before
+    r = subprocess.run([str(cli), "reconstruct", str(fixture), "--views-u8", str(fixture / "inputs.safetensors"), "-o", str(a),
+                        "--resolution", "24", "--overwrite"], capture_output=True, text=True)
+    assert r.returncode == 0 and a.read_bytes() != before and "encode" in r.stderr
