@@ -184,7 +184,7 @@ def test_perplexity_matches_numpy_over_engine_logits(cli, trained, tmp_path):
     while scored < len(ids):
         end = min(begin + ctx, len(ids))
         npy = tmp_path / "l.npy"
-        run(cli, "logits", model, "--tokens", ",".join(map(str, ids[begin:end])), "-o", npy)
+        run(cli, "logits", model, "--tokens", ",".join(map(str, ids[begin:end])), "-o", npy, "--overwrite")
         logits = np.load(npy).astype(np.float64)
         for t in range(max(scored, begin + 1), end):
             row = logits[t - 1 - begin]
