@@ -4,14 +4,9 @@ import HunyuanCore
 /// A small PNG reader for view images: non-interlaced, bit depth 8 or 16 (16 is reduced to its high
 /// byte), grey, grey+alpha, RGB, RGBA and 8-bit palette (with tRNS alpha). Output is 8-bit RGB or RGBA
 /// (alpha kept when the file has any). Chunk CRCs are not verified; every length and size is checked,
-/// and a malformed file is `HYError.format` naming it (never a trap).
+/// and a malformed file is `HYError.format` naming it (never a trap). Files are read through `ImageFile`.
 public enum PNGDecoder {
     public static let maxSide = 1 << 15
-
-    public static func read(_ path: String) throws -> SVRMPreprocess.Image {
-        let f = try MappedFile(path: path)
-        return try withExtendedLifetime(f) { try decode(f.bytes, context: path) }
-    }
 
     public static func decode(_ b: UnsafeRawBufferPointer, context: String) throws -> SVRMPreprocess.Image {
         func bad(_ m: String) -> HYError { HYError.format("\(context): \(m)") }

@@ -489,36 +489,46 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
 
 // MARK: - Attention
 
-/// Blocked causal attention with running max/sum (never a full T×T score matrix), fp32 keys/values.
-/// q: [t, nHeads, headDim] (row stride qStride floats); keys/values: [positions, nKV, headDim] with row
-/// stride kvStride floats; query i sits at position pos0 + i and reads positions 0...pos0+i; query head
-/// h reads kv head h / (nHeads / nKV). out: [t, nHeads, headDim] (row stride outStride).
+/// Storage of cached keys/values: fp32, f16, or q8_0 blocks (32 values + an f16 scale).
+public enum KVElementType: String, Sendable, CaseIterable {
+    case f32, f16, q8_0
+    /// Bytes of a row of n values (n a multiple of 32 for q8_0).
+    public func rowBytes(_ n: Int) -> Int {
+        switch self {
+        case .f32: return 4 * n
+        case .f16: return 2 * n
+        case .q8_0: return n / 32 * 34
+        }
+    }
+}
+
+/// Blocked causal attention with running max/sum (never a full T×T score matrix).
+/// q: [t, nHeads, headDim] fp32 (row stride qStride floats); keys/values: [positions, nKV, headDim]
+/// stored as `kvType` with a row stride of kvStride values (q8_0: headDim a multiple of 32); query i
+/// sits at position pos0 + i and reads positions 0...pos0+i; query head h reads kv head
+/// h / (nHeads / nKV). out: [t, nHeads, headDim] fp32 (row stride outStride).
 /// Work over (token, head) pairs is split across `pool`; no heap allocation.
 public func causalAttention(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int, nHeads: Int, nKV: Int,
-                            headDim: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, kvStride: Int,
-                            scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
-    causalAttention(F32Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV, headDim: headDim,
-                    keys: UnsafeRawPointer(keys), values: UnsafeRawPointer(values), kvStride: kvStride, scale: scale,
-                    out: out, outStride: outStride, pool: pool)
+                            headDim: Int, kvType: KVElementType = .f32, keys: UnsafeRawPointer,
+                            values: UnsafeRawPointer, kvStride: Int, scale: Float,
+                            out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
+    switch kvType {
+    case .f32:
+        causalAttention(F32Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV,
+                        headDim: headDim, keys: keys, values: values, kvStride: kvStride, scale: scale, out: out,
+                        outStride: outStride, pool: pool)
+    case .f16:
+        causalAttention(F16Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV,
+                        headDim: headDim, keys: keys, values: values, kvStride: kvStride, scale: scale, out: out,
+                        outStride: outStride, pool: pool)
+    case .q8_0:
+        causalAttention(Q8_0Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV,
+                        headDim: headDim, keys: keys, values: values, kvStride: kvStride, scale: scale, out: out,
+                        outStride: outStride, pool: pool)
+    }
 }
 
-/// The same with keys and values stored as f16 (an f16 KV cache); kvStride in elements.
-public func causalAttentionF16KV(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int, nHeads: Int, nKV: Int,
-                                 headDim: Int, keys: UnsafeRawPointer, values: UnsafeRawPointer, kvStride: Int,
-                                 scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
-    causalAttention(F16Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV, headDim: headDim,
-                    keys: keys, values: values, kvStride: kvStride, scale: scale, out: out, outStride: outStride, pool: pool)
-}
-
-/// The same with keys and values stored as q8_0 blocks (a q8_0 KV cache; headDim a multiple of 32).
-public func causalAttentionQ8KV(q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int, nHeads: Int, nKV: Int,
-                                headDim: Int, keys: UnsafeRawPointer, values: UnsafeRawPointer, kvStride: Int,
-                                scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int, pool: ThreadPool?) {
-    causalAttention(Q8_0Loader.self, q: q, qStride: qStride, t: t, pos0: pos0, nHeads: nHeads, nKV: nKV, headDim: headDim,
-                    keys: keys, values: values, kvStride: kvStride, scale: scale, out: out, outStride: outStride, pool: pool)
-}
-
-/// The kernel, specialized per storage type inside this module (the public entry points above are
+/// The kernel, specialized per storage type inside this module (the public entry point above is
 /// concrete, so callers in other modules never reach an unspecialized generic).
 func causalAttention<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStride: Int, t: Int, pos0: Int,
                                       nHeads: Int, nKV: Int, headDim: Int, keys: UnsafeRawPointer,

@@ -72,21 +72,9 @@ enum HunyuanAttention {
             }
         }
 
-        let keys = UnsafeRawPointer(cache.keyRow(group: entry, position: 0))
-        let values = UnsafeRawPointer(cache.valueRow(group: entry, position: 0))
-        let scale = 1 / Float(hd).squareRoot()
-        switch cache.type {
-        case .f32:
-            causalAttention(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
-                            keys: keys.assumingMemoryBound(to: Float.self), values: values.assumingMemoryBound(to: Float.self),
-                            kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
-        case .f16:
-            causalAttentionF16KV(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
-                                 keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
-        case .q8_0:
-            causalAttentionQ8KV(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd,
-                                keys: keys, values: values, kvStride: kw, scale: scale, out: s.att, outStride: qw, pool: pool)
-        }
+        causalAttention(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd, kvType: cache.type,
+                        keys: cache.keyRow(group: entry, position: 0), values: cache.valueRow(group: entry, position: 0),
+                        kvStride: kw, scale: 1 / Float(hd).squareRoot(), out: s.att, outStride: qw, pool: pool)
         linear(w.o, s.att, t, s.tmp, pool: pool)
         addBias(w.oBias, s.tmp, t, d)
         for i in 0..<(t * d) { s.x[i] += s.tmp[i] }

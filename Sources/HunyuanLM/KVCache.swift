@@ -19,17 +19,7 @@ import Glibc
 /// One thread at a time (owned by a session).
 public final class KVCache {
     /// Storage format of cached keys and values.
-    public enum ElementType: String, Sendable, CaseIterable {
-        case f32, f16, q8_0
-        /// Bytes of a row of n values (n a multiple of 32 for q8_0).
-        public func rowBytes(_ n: Int) -> Int {
-            switch self {
-            case .f32: return 4 * n
-            case .f16: return 2 * n
-            case .q8_0: return n / 32 * 34
-            }
-        }
-    }
+    public typealias ElementType = KVElementType
 
     public let capacity: Int
     public let groups: Int

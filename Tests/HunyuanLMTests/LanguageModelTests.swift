@@ -55,6 +55,29 @@ final class LanguageModelTests: XCTestCase {
         return Int32(best)
     }
 
+    /// Logits of every position of `ids`: the first `split` in one prefill, then one token at a time
+    /// through the KV cache.
+    static func prefillThenDecode(_ s: InferenceSession, _ ids: [Int32], split: Int) throws -> [Float] {
+        try s.eval(Array(ids[0..<split]), allLogits: true)
+        var all = s.allLogits
+        for id in ids[split...] {
+            try s.eval([id])
+            all.append(contentsOf: s.lastLogits)
+        }
+        return all
+    }
+
+    /// n greedy tokens continuing the session's context.
+    static func greedy(_ s: InferenceSession, _ n: Int) throws -> [Int32] {
+        var got: [Int32] = []
+        for _ in 0..<n {
+            let id = argmax(s.lastLogits)
+            got.append(id)
+            try s.eval([id])
+        }
+        return got
+    }
+
     // MARK: - Parity
 
     func testFullSequenceLogitsMatchReference() throws {
@@ -77,12 +100,7 @@ final class LanguageModelTests: XCTestCase {
             for threads in [1, 2] {
                 let s = try InferenceSession(model: model, threads: threads)
                 try s.eval(ref.inputIds)
-                var got: [Int32] = []
-                for _ in 0..<ref.greedy.count {
-                    let id = Self.argmax(s.lastLogits)
-                    got.append(id)
-                    try s.eval([id])
-                }
+                let got = try Self.greedy(s, ref.greedy.count)
                 XCTAssertEqual(got, ref.greedy, "\(dir) with \(threads) thread(s)")
             }
         }
@@ -97,12 +115,7 @@ final class LanguageModelTests: XCTestCase {
             // Prefill in two uneven chunks then one token at a time, with a small GEMM chunk.
             let inc = try InferenceSession(model: model, threads: 2, chunk: 5)
             let split = ref.inputIds.count / 3
-            try inc.eval(Array(ref.inputIds[0..<split]), allLogits: true)
-            var all = inc.allLogits
-            for id in ref.inputIds[split...] {
-                try inc.eval([id])
-                all.append(contentsOf: inc.lastLogits)
-            }
+            let all = try Self.prefillThenDecode(inc, ref.inputIds, split: split)
             let d = Self.maxAbsDiff(all, full.allLogits)
             XCTAssertLessThanOrEqual(d, 1e-5, "\(dir): incremental vs full max |Δ| \(d)")
             XCTAssertLessThanOrEqual(Self.maxAbsDiff(all, ref.logits), 1e-4, dir)
@@ -121,22 +134,11 @@ final class LanguageModelTests: XCTestCase {
                 let s = try InferenceSession(model: model, threads: 2, chunk: 7, sharedKVAcrossLayers: shared, kvType: .f16)
                 let groups = shared ? c.kvGroups : c.numLayers
                 XCTAssertEqual(s.cache.bytesPerToken, groups * 2 * c.numKVHeads * c.headDim * 2)
-                let split = ref.inputIds.count / 2
-                try s.eval(Array(ref.inputIds[0..<split]), allLogits: true)
-                var all = s.allLogits
-                for id in ref.inputIds[split...] {
-                    try s.eval([id])
-                    all.append(contentsOf: s.lastLogits)
-                }
+                let all = try Self.prefillThenDecode(s, ref.inputIds, split: ref.inputIds.count / 2)
                 let d = Self.maxAbsDiff(all, ref.logits)
                 print("[kv f16] \(dir.split(separator: "/").last!) shared \(shared): max |Δlogit| = \(d)")
                 XCTAssertLessThanOrEqual(d, 5e-3, "\(dir): f16 KV max |Δlogit| \(d)")
-                var got: [Int32] = []
-                for _ in 0..<ref.greedy.count {
-                    let id = Self.argmax(s.lastLogits)
-                    got.append(id)
-                    try s.eval([id])
-                }
+                let got = try Self.greedy(s, ref.greedy.count)
                 XCTAssertEqual(got, ref.greedy, "\(dir) f16 KV greedy")
             }
         }
@@ -153,12 +155,7 @@ final class LanguageModelTests: XCTestCase {
         XCTAssertEqual(q8.cache.bytesPerToken, c.kvGroups * 2 * c.numKVHeads * c.headDim / 32 * 34)
         let ids: [Int32] = (0..<40).map { Int32(($0 * 977 + 13) % 8192) }
         try ref.eval(ids, allLogits: true)
-        try q8.eval(Array(ids[0..<25]), allLogits: true)
-        var all = q8.allLogits
-        for id in ids[25...] {
-            try q8.eval([id])
-            all.append(contentsOf: q8.lastLogits)
-        }
+        let all = try Self.prefillThenDecode(q8, ids, split: 25)
         let range = (ref.allLogits.max() ?? 0) - (ref.allLogits.min() ?? 0)
         let d = Self.maxAbsDiff(all, ref.allLogits)
         print("[kv q8_0] hunyuan-tiny: max |Δlogit| = \(d) (logit range \(range))")

@@ -3,6 +3,7 @@
 #define ABI_TEST_H
 
 #include <dlfcn.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,18 @@ static void open_library(int argc, char **argv) {
         fprintf(stderr, "FAIL: dlopen(%s): %s\n", path, dlerror());
         exit(1);
     }
+}
+
+/* max |a[i] - b[i]| over n floats in double; INFINITY for a NULL side or a NaN. */
+static inline double max_abs_diff(const float *a, const float *b, size_t n) {
+    if (a == NULL || b == NULL) return INFINITY;
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d != d) return INFINITY;
+        if (d > m) m = d;
+    }
+    return m;
 }
 
 static int finish(const char *name) {

@@ -95,12 +95,7 @@ int main(int argc, char **argv) {
     EXPECT_STATUS(p_hy_session_eval(s, ids, T, &ep), HY_OK);
     EXPECT_STATUS(p_hy_session_logits(s, &lg, &rows, &nv), HY_OK);
     CHECK(rows == T && nv == V, "rows %zu vocab %zu", rows, nv);
-    double maxd = 0;
-    for (size_t k = 0; k < T * V && lg != NULL; k++) {
-        double d = (double)lg[k] - (double)ref_logits[k];
-        if (d < 0) d = -d;
-        if (d > maxd) maxd = d;
-    }
+    double maxd = max_abs_diff(lg, ref_logits, T * V);
     CHECK(maxd <= 1e-4, "max |dlogit| %g", maxd);
 
     /* An f16 KV cache: the same logits within f16 rounding of the cached keys/values; bad kv_type. */
@@ -113,12 +108,7 @@ int main(int argc, char **argv) {
         EXPECT_STATUS(p_hy_session_eval(s16, ids, T, &ep), HY_OK);
         const float *l16 = NULL;
         EXPECT_STATUS(p_hy_session_logits(s16, &l16, &rows, &nv), HY_OK);
-        double d16 = 0;
-        for (size_t k = 0; k < T * V && l16 != NULL; k++) {
-            double d = (double)l16[k] - (double)ref_logits[k];
-            if (d < 0) d = -d;
-            if (d > d16) d16 = d;
-        }
+        double d16 = max_abs_diff(l16, ref_logits, T * V);
         CHECK(d16 <= 5e-3, "f16 KV max |dlogit| %g", d16);
         p_hy_session_free(s16);
         s16 = NULL;
@@ -153,12 +143,7 @@ int main(int argc, char **argv) {
     EXPECT_STATUS(p_hy_session_logits(s, &lg, &rows, &nv), HY_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(p_hy_session_eval(s, ids + 4, 4, NULL), HY_OK);
     EXPECT_STATUS(p_hy_session_logits(s, &lg, &rows, &nv), HY_OK);
-    maxd = 0;
-    for (size_t k = 0; k < V && lg != NULL; k++) {
-        double d = (double)lg[k] - (double)ref_logits[7 * V + k];
-        if (d < 0) d = -d;
-        if (d > maxd) maxd = d;
-    }
+    maxd = max_abs_diff(lg, ref_logits + 7 * V, V);
     CHECK(rows == 1 && maxd <= 1e-4, "after truncate: rows %zu max %g", rows, maxd);
 
     /* Abort during the prompt: HY_ERR_ABORTED, nothing kept. */

@@ -34,15 +34,6 @@ static float *read_tensor(const char *file, const char *name, size_t *count) {
     return out;
 }
 
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (d != d) return INFINITY;
-        if (d > m) m = d;
-    }
-    return m;
-}
 
 static int g_progress_calls = 0;
 /* Abort callback: true (cancel) from the n-th poll on, n = *(int *)user; counts polls. */
