@@ -191,7 +191,7 @@ public final class SVRM: @unchecked Sendable {
         }
     }
 
-    static func checkFinite(_ a: [Float], _ what: String, status: HYStatus) throws {
+    static func checkFinite(_ a: [Float], _ what: String, status: HYError.Kind) throws {
         for (i, v) in a.enumerated() where !v.isFinite {
             throw HYError(status, "\(what): non-finite value at index \(i)" + (status == .format ? " (corrupt weights?)" : ""))
         }

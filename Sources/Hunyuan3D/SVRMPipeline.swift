@@ -44,7 +44,7 @@ extension SVRM {
         images.reserveCapacity(views.count * 3 * config.imageSize * config.imageSize)
         for (i, v) in views.enumerated() {
             do { images += try SVRMPreprocess.prepare(v, size: config.imageSize) } catch let e as HYError {
-                throw HYError(e.status, "view \(i): \(e.message)")
+                throw HYError(e.kind, "view \(i): \(e.message)")
             }
         }
         try step("encode", 0.0)

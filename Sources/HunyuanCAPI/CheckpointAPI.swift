@@ -1,4 +1,4 @@
-import CHunyuan
+import CHunyuanABI
 import HunyuanCore
 
 /// The object behind `hy_checkpoint *`: the checkpoint plus C copies of its tensor names.
@@ -58,7 +58,7 @@ public func hy_checkpoint_tensor_info_impl(_ c: OpaquePointer?, _ index: Int,
         let t = ts[index]
         var info = hy_tensor_info()
         info.name = h.names[index]
-        info.dtype = hy_dtype(rawValue: UInt32(t.dtype.rawValue))
+        info.dtype = cDType(t.dtype)
         info.n_dims = UInt32(t.shape.count)
         withUnsafeMutableBytes(of: &info.shape) { raw in
             let s = raw.bindMemory(to: Int64.self)

@@ -1,4 +1,4 @@
-import CHunyuan
+import CHunyuanABI
 import Hunyuan3D
 import HunyuanCore
 
@@ -64,15 +64,16 @@ public func hy_mesh_from_grid_impl(_ values: UnsafePointer<Float>?, _ count: Int
         guard threads >= 0 else { throw HYError.invalidArgument("n_threads \(threads) is negative") }
         let grid = UnsafeBufferPointer(start: values, count: max(0, count))
         try meshFlagsArg(flags)
-        let m = try MarchingCubes.extract(grid: grid, dims: d, level: level, bounds: b, insideAbove: flags & 1 != 0,
-                                          interiorVertices: flags & 2 == 0, threads: Int(threads))
+        let m = try MarchingCubes.extract(grid: grid, dims: d, level: level, bounds: b, insideAbove: flags & HY_MESH_INSIDE_ABOVE.rawValue != 0,
+                                          interiorVertices: flags & HY_MESH_EDGE_VERTICES_ONLY.rawValue == 0, threads: Int(threads))
         out.pointee = retainHandle(MeshHandle(m))
     }
 }
 
 /// hy_mesh_flags: HY_MESH_INSIDE_ABOVE | HY_MESH_EDGE_VERTICES_ONLY.
 private func meshFlagsArg(_ flags: UInt32) throws {
-    guard flags & ~3 == 0 else { throw HYError.invalidArgument("unknown hy_mesh_flags bits 0x\(String(flags & ~3, radix: 16))") }
+    let known = HY_MESH_INSIDE_ABOVE.rawValue | HY_MESH_EDGE_VERTICES_ONLY.rawValue
+    guard flags & ~known == 0 else { throw HYError.invalidArgument("unknown hy_mesh_flags bits 0x\(String(flags & ~known, radix: 16))") }
 }
 
 @_cdecl("hy_mesh_from_field")
@@ -85,8 +86,8 @@ public func hy_mesh_from_field_impl(_ dims: UnsafePointer<Int32>?, _ bounds: Uns
         guard let field else { throw HYError.invalidArgument("field callback is NULL") }
         guard threads >= 0 else { throw HYError.invalidArgument("n_threads \(threads) is negative") }
         try meshFlagsArg(flags)
-        let m = try MarchingCubes.extract(dims: d, level: level, bounds: b, insideAbove: flags & 1 != 0,
-                                          interiorVertices: flags & 2 == 0, threads: Int(threads)) { o, bd, buf in
+        let m = try MarchingCubes.extract(dims: d, level: level, bounds: b, insideAbove: flags & HY_MESH_INSIDE_ABOVE.rawValue != 0,
+                                          interiorVertices: flags & HY_MESH_EDGE_VERTICES_ONLY.rawValue == 0, threads: Int(threads)) { o, bd, buf in
             var origin: (Int32, Int32, Int32) = (Int32(o.x), Int32(o.y), Int32(o.z))
             var size: (Int32, Int32, Int32) = (Int32(bd.x), Int32(bd.y), Int32(bd.z))
             let ok = withUnsafePointer(to: &origin) { op in
@@ -249,7 +250,7 @@ public func hy_mesh_compute_normals_impl(_ m: OpaquePointer?) -> hy_status {
 
 @_cdecl("hy_mesh_save")
 public func hy_mesh_save_impl(_ m: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ flags: UInt32) -> hy_status {
-    guarded { try meshArg(m).mesh.save(try utf8Arg(path, "path"), overwrite: flags & 1 != 0) }
+    guarded { try meshArg(m).mesh.save(try utf8Arg(path, "path"), overwrite: flags & HY_SAVE_OVERWRITE.rawValue != 0) }
 }
 
 @_cdecl("hy_mesh_render_preview")
@@ -258,6 +259,6 @@ public func hy_mesh_render_preview_impl(_ m: OpaquePointer?, _ path: UnsafePoint
         let h = try meshArg(m)
         let p = try utf8Arg(path, "path")
         let img = try Raster.preview(h.mesh, size: Int(size))
-        try PNGEncoder.write(img, to: p, overwrite: flags & 1 != 0)
+        try PNGEncoder.write(img, to: p, overwrite: flags & HY_SAVE_OVERWRITE.rawValue != 0)
     }
 }

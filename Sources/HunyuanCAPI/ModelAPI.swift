@@ -1,4 +1,4 @@
-import CHunyuan
+import CHunyuanABI
 import HunyuanCore
 import HunyuanLM
 
@@ -96,7 +96,7 @@ public func hy_model_get_info_impl(_ m: OpaquePointer?, _ out: UnsafeMutablePoin
         let c = h.model.config
         var info = hy_model_info()
         info.struct_size = UInt32(MemoryLayout<hy_model_info>.size)
-        info.arch = hy_lm_arch(rawValue: UInt32(HunyuanArchitecture.allCases.firstIndex(of: c.architecture) ?? 0))
+        info.arch = cArch(c.architecture)
         info.n_vocab = Int32(c.vocabSize); info.n_embd = Int32(c.hiddenSize); info.n_layer = Int32(c.numLayers)
         info.n_head = Int32(c.numHeads); info.n_head_kv = Int32(c.numKVHeads); info.head_dim = Int32(c.headDim)
         info.n_ctx_train = Int32(clamping: c.maxPositionEmbeddings)

@@ -1,4 +1,4 @@
-import CHunyuan
+import CHunyuanABI
 import Glibc
 import Hunyuan3D
 import HunyuanCore

@@ -1,10 +1,13 @@
-import CHunyuan
+import CHunyuanABI
 import HunyuanCore
 
 @_cdecl("hy_abi_version")
-public func hy_abi_version_impl() -> UInt32 { HunyuanVersion.abi }
+public func hy_abi_version_impl() -> UInt32 { abiVersion }
 
-private let versionCString: UnsafePointer<CChar> = makeStaticCString(HunyuanVersion.string)
+/// HY_ABI_VERSION of include/hunyuan.h: bumped only by an incompatible change of the ABI.
+let abiVersion = UInt32(HY_ABI_VERSION)
+
+private let versionCString: UnsafePointer<CChar> = makeStaticCString("\(HunyuanVersion.string) (abi \(abiVersion))")
 private let systemInfoCString: UnsafePointer<CChar> = makeStaticCString(CPUFeatures.summary)
 
 /// A NUL-terminated copy that lives for the whole process.
@@ -44,8 +47,8 @@ public func hy_set_log_callback_impl(_ callback: hy_log_callback?, _ minLevel: h
                                      _ user: UnsafeMutableRawPointer?) {
     guard let callback else { Log.setSink(nil, minLevel: .warn); return }
     let sink = CLogSink(fn: callback, user: user)
-    let level = LogLevel(rawValue: Int32(clamping: minLevel.rawValue)) ?? .none
+    let level = logLevel(minLevel)
     Log.setSink({ lvl, msg in
-        msg.withCString { sink.fn(hy_log_level(rawValue: UInt32(lvl.rawValue)), $0, sink.user) }
+        msg.withCString { sink.fn(cLogLevel(lvl), $0, sink.user) }
     }, minLevel: level)
 }

@@ -1,6 +1,7 @@
-import CHunyuan
+import CHunyuanABI
 import Glibc
 import HunyuanCore
+import HunyuanLM
 
 // Shared plumbing of the @_cdecl entry points: error mapping, argument checks, handle boxes.
 // Nothing here may trap on input from C.
@@ -10,14 +11,28 @@ import HunyuanCore
 func fail(_ error: Error) -> hy_status {
     if let e = error as? HYError {
         hyi_set_error(e.message)
-        return hy_status(rawValue: UInt32(e.status.rawValue))
+        return cStatus(e.kind)
     }
     hyi_set_error("internal error: \(error)")
     return HY_ERR_INTERNAL
 }
 
+/// The ABI's number for each engine error kind (include/hunyuan.h; numbers are fixed forever).
+func cStatus(_ kind: HYError.Kind) -> hy_status {
+    switch kind {
+    case .invalidArgument: return HY_ERR_INVALID_ARGUMENT
+    case .io: return HY_ERR_IO
+    case .format: return HY_ERR_FORMAT
+    case .unsupported: return HY_ERR_UNSUPPORTED
+    case .outOfMemory: return HY_ERR_OUT_OF_MEMORY
+    case .contextFull: return HY_ERR_CONTEXT_FULL
+    case .aborted: return HY_ERR_ABORTED
+    case .internal: return HY_ERR_INTERNAL
+    }
+}
+
 @inline(never)
-func fail(_ status: HYStatus, _ message: String) -> hy_status {
+func fail(_ status: HYError.Kind, _ message: String) -> hy_status {
     fail(HYError(status, message))
 }
 
@@ -76,4 +91,47 @@ func handleObject<T: AnyObject>(_ h: OpaquePointer?, _ type: T.Type) -> T? {
 func releaseHandle<T: AnyObject>(_ h: OpaquePointer?, _ type: T.Type) {
     guard let h else { return }
     Unmanaged<T>.fromOpaque(UnsafeRawPointer(h)).release()
+}
+
+// MARK: - ABI enum values, by explicit switch (never Swift case order or raw values)
+
+func cDType(_ t: DType) -> hy_dtype {
+    switch t {
+    case .f32: return HY_DTYPE_F32
+    case .f16: return HY_DTYPE_F16
+    case .bf16: return HY_DTYPE_BF16
+    case .f8e4m3: return HY_DTYPE_F8_E4M3
+    case .i8: return HY_DTYPE_I8
+    case .i32: return HY_DTYPE_I32
+    case .i64: return HY_DTYPE_I64
+    case .u8: return HY_DTYPE_U8
+    }
+}
+
+func cArch(_ a: HunyuanArchitecture) -> hy_lm_arch {
+    switch a {
+    case .large: return HY_LM_ARCH_HUNYUAN_LARGE
+    case .moeV1: return HY_LM_ARCH_HUNYUAN_MOE_V1
+    case .denseV1: return HY_LM_ARCH_HUNYUAN_DENSE_V1
+    }
+}
+
+func cLogLevel(_ l: LogLevel) -> hy_log_level {
+    switch l {
+    case .debug: return HY_LOG_DEBUG
+    case .info: return HY_LOG_INFO
+    case .warn: return HY_LOG_WARN
+    case .error: return HY_LOG_ERROR
+    case .none: return HY_LOG_NONE
+    }
+}
+
+func logLevel(_ l: hy_log_level) -> LogLevel {
+    switch l {
+    case HY_LOG_DEBUG: return .debug
+    case HY_LOG_INFO: return .info
+    case HY_LOG_WARN: return .warn
+    case HY_LOG_ERROR: return .error
+    default: return .none
+    }
 }

@@ -1,4 +1,4 @@
-import CHunyuan
+import CHunyuanABI
 import HunyuanCore
 import HunyuanLM
 
@@ -49,11 +49,11 @@ public func hy_tokenize_impl(_ t: OpaquePointer?, _ text: UnsafePointer<CChar>?,
     guarded {
         nNeeded?.pointee = 0
         let tok = try tokenizerArg(t)
-        guard flags & ~UInt32(3) == 0 else { throw HYError.invalidArgument("flags 0x\(String(flags, radix: 16)) has unknown bits") }
+        guard flags & ~HY_TOKENIZE_DEFAULT.rawValue == 0 else { throw HYError.invalidArgument("flags 0x\(String(flags, radix: 16)) has unknown bits") }
         guard textLen >= 0 else { throw HYError.invalidArgument("text_len is out of range") }
         guard text != nil || textLen == 0 else { throw HYError.invalidArgument("text is NULL") }
         let bytes = UnsafeRawBufferPointer(start: text, count: textLen)
-        let ids = try tok.encode(bytes: bytes, wrap: flags & 1 != 0, parseSpecial: flags & 2 != 0)
+        let ids = try tok.encode(bytes: bytes, wrap: flags & HY_TOKENIZE_WRAP.rawValue != 0, parseSpecial: flags & HY_TOKENIZE_PARSE_SPECIAL.rawValue != 0)
         try copyOut(ids, idsOut, capacity, nNeeded, "hy_tokenize")
     }
 }

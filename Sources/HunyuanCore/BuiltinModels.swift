@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CHunyuan
+import CKernels
 
 /// Models that travel with the library, addressed as `builtin:NAME` wherever a model or tokenizer
 /// path is accepted (e.g. `hy_model_load("builtin:hunyuan-tiny", …)`).

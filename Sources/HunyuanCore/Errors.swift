@@ -1,25 +1,18 @@
-/// Status codes of the C ABI (`hy_status` in include/hunyuan.h). Values are fixed forever.
-public enum HYStatus: Int32, Sendable {
-    case ok = 0
-    case invalidArgument = 1
-    case io = 2
-    case format = 3
-    case unsupported = 4
-    case outOfMemory = 5
-    case contextFull = 6
-    case aborted = 7
-    case `internal` = 8
-}
 
 /// The one error type of the engines. Every failure that can reach a caller is one of these, with a
 /// message that names the file, tensor or argument involved; the C layer maps it onto
-/// `hy_status` + `hy_last_error()`.
+/// `hy_status` + `hy_last_error()` (HunyuanCAPI owns the numbering).
 public struct HYError: Error, CustomStringConvertible, Sendable {
-    public var status: HYStatus
+    /// What went wrong, as a closed set; the C layer maps each kind onto its `hy_status` number.
+    public enum Kind: Sendable, Equatable {
+        case invalidArgument, io, format, unsupported, outOfMemory, contextFull, aborted, `internal`
+    }
+
+    public var kind: Kind
     public var message: String
 
-    public init(_ status: HYStatus, _ message: String) {
-        self.status = status
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
         self.message = message
     }
 

@@ -1,5 +1,5 @@
 import COpenBLAS
-import CHunyuan
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,8 +1,8 @@
-import CHunyuan
+import CKernels
 
 // Prefill (t > 1 tokens) over block-quantized weights with integer GEMMs: the activations are
 // quantized once per call to int8 blocks of 32 (as the decode matvec does), and
-// Sources/CHunyuan/quant_gemm.c multiplies them with the stored q8_0/q4_0/q4_k blocks directly
+// Sources/CKernels/quant_gemm.c multiplies them with the stored q8_0/q4_0/q4_k blocks directly
 // (16-row weight panels repacked on the fly, VPDPBUSD / VPMADDUBSW register tiles), instead of
 // widening weight tiles to f32 for sgemm. Results equal the f32 product of the dequantized weights and
 // the dequantized int8 activations up to fp32 summation order.

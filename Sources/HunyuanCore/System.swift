@@ -1,4 +1,4 @@
-import CHunyuan
+import CKernels
 
 /// What this machine and build offer; kernels consult it to pick a path at run time.
 public enum CPUFeatures {
@@ -14,7 +14,7 @@ public enum CPUFeatures {
     }
 }
 
+/// The library's release version (the C ABI's own version number lives with the ABI, in HunyuanCAPI).
 public enum HunyuanVersion {
-    public static let abi: UInt32 = 0
-    public static let string = "0.1.0 (abi 0)"
+    public static let string = "0.1.0"
 }

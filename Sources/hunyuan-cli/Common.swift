@@ -7,7 +7,21 @@ func runReporting(_ body: () throws -> Void) throws {
         try body()
     } catch let e as HYError {
         writeStderr("error: \(e.message)\n")
-        throw ExitCode(Int32(e.status.rawValue) == 0 ? 1 : Int32(e.status.rawValue))
+        throw ExitCode(exitStatus(e.kind))
+    }
+}
+
+/// The process exit status of a failed command: the library's hy_status number for the error.
+func exitStatus(_ kind: HYError.Kind) -> Int32 {
+    switch kind {
+    case .invalidArgument: return 1
+    case .io: return 2
+    case .format: return 3
+    case .unsupported: return 4
+    case .outOfMemory: return 5
+    case .contextFull: return 6
+    case .aborted: return 7
+    case .internal: return 8
     }
 }
 

@@ -49,7 +49,7 @@ struct TokenizeCommand: ParsableCommand {
                         }
                         out.write(ids.map(String.init).joined(separator: " ") + "\n")
                     } catch let e as HYError {
-                        out.write("!\(e.status) \(e.message)\n")
+                        out.write("!\(e.kind) \(e.message)\n")
                     }
                     start = i + 1
                 }

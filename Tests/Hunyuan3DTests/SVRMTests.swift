@@ -260,12 +260,12 @@ final class SVRMTests: XCTestCase {
 
     // MARK: errors
 
-    func expectError(_ status: HYStatus, _ contains: String, _ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) {
+    func expectError(_ status: HYError.Kind, _ contains: String, _ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) {
         do {
             try body()
             XCTFail("no error (expected \(status): \(contains))", file: file, line: line)
         } catch let e as HYError {
-            XCTAssertEqual(e.status, status, e.message, file: file, line: line)
+            XCTAssertEqual(e.kind, status, e.message, file: file, line: line)
             XCTAssertTrue(e.message.contains(contains), "message \"\(e.message)\" lacks \"\(contains)\"", file: file, line: line)
         } catch {
             XCTFail("unexpected error \(error)", file: file, line: line)

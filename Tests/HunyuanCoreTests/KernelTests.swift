@@ -1,5 +1,5 @@
 import XCTest
-import CHunyuan
+import CKernels
 @testable import HunyuanCore
 
 /// Quantized weight kernels against the f32 reference on random data. The references are

@@ -1,5 +1,5 @@
 import XCTest
-import CHunyuan
+import CKernels
 @testable import HunyuanCore
 
 /// The quantized prefill GEMM (linearQuantized, quant_gemm.c) on every format × kernel path × odd

@@ -52,13 +52,13 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertGreaterThan(cases.count, 15)
         for c in cases {
             let file = try XCTUnwrap(c["file"]?.stringValue)
-            let status: HYStatus = c["status"]?.stringValue == "io" ? .io : .format
+            let status: HYError.Kind = c["status"]?.stringValue == "io" ? .io : .format
             let contains = try XCTUnwrap(c["contains"]?.stringValue)
             do {
                 _ = try Checkpoint(path: dir + "/" + file)
                 XCTFail("\(file): opened without error")
             } catch let e as HYError {
-                XCTAssertEqual(e.status, status, "\(file): \(e.message)")
+                XCTAssertEqual(e.kind, status, "\(file): \(e.message)")
                 XCTAssertTrue(e.message.contains(file), "\(file): message does not name the file: \(e.message)")
                 XCTAssertTrue(e.message.contains(contains), "\(file): message lacks '\(contains)': \(e.message)")
             }
@@ -81,7 +81,7 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(f.metadata.first?.1, "pt")
         // no clobbering unless asked, and no temporary file left behind
         XCTAssertThrowsError(try SafetensorsWriter.write([], to: path, overwrite: false)) { e in
-            XCTAssertEqual((e as? HYError)?.status, .io)
+            XCTAssertEqual((e as? HYError)?.kind, .io)
         }
         XCTAssertEqual(try FileSystem.list(dir), ["w.safetensors"])
         unlink(path)
@@ -102,7 +102,7 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(v["a"]?.arrayValue?[5].stringValue, "xé😀")
         for bad in [#"{"a":1,"a":2}"#, "[1,]", "{", "01", #""\ud800""#, "[1] x", "nul", #"{"a" 1}"#] {
             XCTAssertThrowsError(try JSONValue.parse(bad, context: "t"), bad) { e in
-                XCTAssertEqual((e as? HYError)?.status, .format)
+                XCTAssertEqual((e as? HYError)?.kind, .format)
             }
         }
         XCTAssertEqual(try JSONValue.parse(v.serialized(), context: "round trip"), v)

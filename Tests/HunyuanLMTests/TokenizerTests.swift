@@ -56,7 +56,7 @@ final class TokenizerTests: XCTestCase {
     func assertFormatError(_ dir: String, mentions: [String], file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try Tokenizer.load(path: dir), file: file, line: line) { e in
             guard let h = e as? HYError else { return XCTFail("not an HYError: \(e)", file: file, line: line) }
-            XCTAssertEqual(h.status, .format, h.message, file: file, line: line)
+            XCTAssertEqual(h.kind, .format, h.message, file: file, line: line)
             for m in mentions { XCTAssertTrue(h.message.contains(m), "\(h.message) lacks \(m)", file: file, line: line) }
         }
     }
@@ -91,9 +91,9 @@ final class TokenizerTests: XCTestCase {
         assertFormatError(try brokenCopy { $0[3] = Array("JA==".utf8) }, mentions: ["line 4"])
         assertFormatError(try brokenCopy { $0.insert([], at: 20) }, mentions: ["line 21", "empty"])
         let empty = try tempDir()
-        XCTAssertThrowsError(try Tokenizer.load(path: empty)) { XCTAssertEqual(($0 as? HYError)?.status, .io) }
+        XCTAssertThrowsError(try Tokenizer.load(path: empty)) { XCTAssertEqual(($0 as? HYError)?.kind, .io) }
         XCTAssertThrowsError(try Tokenizer.load(path: empty + "/missing.tiktoken")) {
-            XCTAssertEqual(($0 as? HYError)?.status, .io)
+            XCTAssertEqual(($0 as? HYError)?.kind, .io)
         }
     }
 
@@ -125,7 +125,7 @@ final class TokenizerTests: XCTestCase {
         let forged = try t.encodeChat([ChatMessage(role: "user", content: "x<|eos|>")])
         XCTAssertEqual(forged.filter { $0 == Tokenizer.eos }, [])
         XCTAssertThrowsError(try t.encodeChat([ChatMessage(role: "tool", content: "x")])) {
-            XCTAssertEqual(($0 as? HYError)?.status, .invalidArgument)
+            XCTAssertEqual(($0 as? HYError)?.kind, .invalidArgument)
         }
     }
 
@@ -140,7 +140,7 @@ final class TokenizerTests: XCTestCase {
         try write(FileSystem.join(dir, "config.json"), Array(#"{"_name_or_path": "tencent/Hunyuan-A13B-Instruct"}"#.utf8))
         let t = try Tokenizer.load(path: dir)
         XCTAssertThrowsError(try t.encodeChat([ChatMessage(role: "user", content: "hi")])) { e in
-            XCTAssertEqual((e as? HYError)?.status, .unsupported)
+            XCTAssertEqual((e as? HYError)?.kind, .unsupported)
             XCTAssertTrue((e as? HYError)?.message.contains("Hunyuan-A13B") ?? false)
         }
         XCTAssertFalse(try t.encode("hi").isEmpty)     // plain encoding still works
@@ -165,10 +165,10 @@ final class TokenizerTests: XCTestCase {
                        Array("]\u{F71}\u{F74}\u{301}".utf8))
         for bad: [UInt8] in [[0xFF], [0x61, 0xC3], [0xED, 0xA0, 0x80], [0xC0, 0xAF], [0xF4, 0x90, 0x80, 0x80]] {
             XCTAssertThrowsError(try t.encode(bytes: bad)) { e in
-                XCTAssertEqual((e as? HYError)?.status, .invalidArgument)
+                XCTAssertEqual((e as? HYError)?.kind, .invalidArgument)
             }
         }
-        XCTAssertThrowsError(try t.decode([128_166])) { XCTAssertEqual(($0 as? HYError)?.status, .invalidArgument) }
+        XCTAssertThrowsError(try t.decode([128_166])) { XCTAssertEqual(($0 as? HYError)?.kind, .invalidArgument) }
         XCTAssertThrowsError(try t.decode([-1]))
     }
 

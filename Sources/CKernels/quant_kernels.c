@@ -4,7 +4,7 @@
  * activation blocks. Two paths: AVX2 (the haswell baseline this target is compiled for) and AVX-512
  * VNNI (256-bit VPDPBUSD), compiled with a target attribute and only called after the run-time CPU
  * check in CPUFeatures. Results of both paths are identical up to float summation order. */
-#include "hunyuan_internal.h"
+#include "hy_kernels.h"
 #include "block_formats.h"
 
 #pragma GCC diagnostic ignored "-Wunused-function"

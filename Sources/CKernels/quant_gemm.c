@@ -21,7 +21,7 @@
  * Paths: AVX-512 VNNI (zmm, 16 rows × 8 tokens register tile), AVX2 (ymm VPMADDUBSW/VPMADDWD, 8 rows ×
  * 4 tokens, the haswell baseline), scalar (reference, portable). Results of the paths agree up to
  * float summation order. */
-#include "hunyuan_internal.h"
+#include "hy_kernels.h"
 #include "block_formats.h"
 
 #include <math.h>

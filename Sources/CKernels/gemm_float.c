@@ -9,7 +9,7 @@
  * matrices do not stay in cache between calls). The 4 sums of a token are reduced together (a
  * transpose-add tree). AVX-512F only; the caller falls
  * back to widen-then-sgemm without it. */
-#include "hunyuan_internal.h"
+#include "hy_kernels.h"
 
 #include <stddef.h>
 #include <stdint.h>
