@@ -30,8 +30,10 @@ let package = Package(
         .target(name: "CKernels", cSettings: engineC),
         .target(name: "CHunyuan", cSettings: engineC, linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "HunyuanCore", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: engineSwift),
-        .target(name: "HunyuanLM", dependencies: ["HunyuanCore"], swiftSettings: engineSwift),
-        .target(name: "Hunyuan3D", dependencies: ["HunyuanCore", "CHunyuan", "CZlib"], swiftSettings: engineSwift),
+        // The neural-network layer shared by every engine (Linear, attention, norms, conv, WeightTable…).
+        .target(name: "HunyuanNN", dependencies: ["HunyuanCore"], swiftSettings: engineSwift),
+        .target(name: "HunyuanLM", dependencies: ["HunyuanNN"], swiftSettings: engineSwift),
+        .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "CHunyuan", "CZlib"], swiftSettings: engineSwift),
         .target(name: "HunyuanCAPI", dependencies: ["CHunyuanABI", "HunyuanCore", "HunyuanLM", "Hunyuan3D"],
                 swiftSettings: engineSwift),
         .executableTarget(name: "hunyuan-cli", dependencies: [
@@ -39,6 +41,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: engineSwift),
         .testTarget(name: "HunyuanCoreTests", dependencies: ["HunyuanCore", "CKernels"]),
+        .testTarget(name: "HunyuanNNTests", dependencies: ["HunyuanNN"]),
         .testTarget(name: "HunyuanLMTests", dependencies: ["HunyuanLM"]),
         .testTarget(name: "Hunyuan3DTests", dependencies: ["Hunyuan3D"]),
     ],

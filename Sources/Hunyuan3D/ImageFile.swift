@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import CHunyuan
-import HunyuanCore
+import HunyuanNN
 
 /// View images from files: PNG (our decoder, `PNGDecoder`) or JPEG (libjpeg-turbo), chosen by the
 /// file's signature, not its name. Output is 8-bit RGB or RGBA (`SVRMPreprocess.Image`); a malformed,

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// Hunyuan3D-1.0's sparse-view reconstruction model: 7 views + cameras → image tokens (DINOv2 with
 /// AdaNorm) → triplane (transformer + Linear pixel-shuffle upsampler) → SDF and colour at any point
@@ -43,7 +43,7 @@ public final class SVRM: @unchecked Sendable {
     /// 504 for the released model; any multiple of the patch size works), cameras: V·20 ([V, 20], the
     /// condition view last and zero), V = config.numViews. Wrong counts or non-finite inputs are
     /// `.invalidArgument`; non-finite network outputs `.format` (corrupt weights).
-    public func encode(images: [Float], cameras: [Float], imageSize: Int? = nil, trace: SVRMTrace? = nil,
+    public func encode(images: [Float], cameras: [Float], imageSize: Int? = nil, trace: Trace? = nil,
                        abort: (() -> Bool)? = nil) throws -> Encoding {
         let c = config, v = c.numViews, s = imageSize ?? c.imageSize
         guard s >= c.patchSize, s % c.patchSize == 0, s <= 16384 else {
@@ -166,7 +166,7 @@ public final class SVRM: @unchecked Sendable {
         ) { origin, dims, out in
             if let abort, abort() { throw HYError.aborted("reconstruction cancelled") }
             let count = dims.x * dims.y * dims.z
-            let pts = SVRMBuffer(3 * count)
+            let pts = FloatBuffer(3 * count, zeroed: false)
             for i in 0..<dims.x {
                 for j in 0..<dims.y {
                     for k in 0..<dims.z {

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// Sizes and conventions of the Hunyuan3D-1.0 sparse-view reconstruction model (SVRM).
 ///

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import HunyuanCore
+import HunyuanNN
 
 /// The triplane decoder (`rendering_neus/synthesizer.py:25-128` OSGDecoder, `utils/renderer.py:28-75`):
 /// a point p (world units, box [-0.6, 0.6]³) is scaled by 2/box_warp, projected onto plane 0 (x, y),
@@ -12,10 +12,10 @@ import HunyuanCore
 /// Points are processed in blocks of `blockSize` spread over the pool; no per-point allocation.
 public struct SVRMDecoder {
     public let config: SVRMConfig
-    public let layers: [DenseLayer]
+    public let layers: [Linear]
     public var blockSize = 4096
 
-    public init(config: SVRMConfig, layers: [DenseLayer]) {
+    public init(config: SVRMConfig, layers: [Linear]) {
         self.config = config
         self.layers = layers
     }
@@ -67,7 +67,7 @@ public struct SVRMDecoder {
         let widest = layers.map(\.outFeatures).max() ?? 4
         let body: (Int) -> Void = { bi in
             let i0 = bi * bs, m = min(bs, n - i0)
-            let feat = SVRMBuffer(m * f), a = SVRMBuffer(m * widest), b = SVRMBuffer(m * widest)
+            let feat = FloatBuffer(m * f, zeroed: false), a = FloatBuffer(m * widest, zeroed: false), b = FloatBuffer(m * widest, zeroed: false)
             sampleFeatures(tri, points: points + 3 * i0, count: m, feat.p)
             if let features { (features + i0 * f).update(from: feat.p, count: m * f) }
             var input: UnsafePointer<Float> = UnsafePointer(feat.p)
@@ -102,7 +102,7 @@ public struct SVRMDecoder {
     public func sdfGradient(_ tri: SVRMTriplane, points: UnsafePointer<Float>, count n: Int, sdf: UnsafePointer<Float>,
                             gradient: UnsafeMutablePointer<Float>, normals: UnsafeMutablePointer<Float>?, pool: ThreadPool?) {
         let eps: Float = 0.01, lo = Float(config.boxMin), hi = Float(config.boxMax)
-        let shifted = SVRMBuffer(3 * n), off = SVRMBuffer(n)
+        let shifted = FloatBuffer(3 * n, zeroed: false), off = FloatBuffer(n, zeroed: false)
         for a in 0..<3 {
             for i in 0..<n {
                 for j in 0..<3 {
@@ -137,7 +137,7 @@ public struct SVRMDecoder {
     public func sdfGrid(_ tri: SVRMTriplane, size n: Int, pool: ThreadPool?,
                         _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
         let axis = Self.linspace(Float(config.boxMin), Float(config.boxMax), n)
-        let pts = SVRMBuffer(3 * n * n), slice = SVRMBuffer(n * n)
+        let pts = FloatBuffer(3 * n * n, zeroed: false), slice = FloatBuffer(n * n, zeroed: false)
         for i in 0..<n {
             for j in 0..<n {
                 for k in 0..<n {

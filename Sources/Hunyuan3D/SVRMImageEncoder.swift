@@ -1,25 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import HunyuanCore
-
-/// Receives named intermediates (name, shape, values) for parity checks; names match the fixtures'
-/// `reference.safetensors` (`enc_pos_embed`, `enc_block_out.3`, …). Called on the calling thread.
-public typealias SVRMTrace = (_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) -> Void
-
-/// Owned fp32 scratch storage (uninitialised unless `zeroed`).
-final class SVRMBuffer {
-    let p: UnsafeMutablePointer<Float>
-    let count: Int
-    init(_ n: Int, zeroed: Bool = false) {
-        count = n
-        p = .allocate(capacity: max(n, 1))
-        if zeroed { p.initialize(repeating: 0, count: max(n, 1)) }
-    }
-    deinit { p.deallocate() }
-    var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: p, count: count) }
-    var array: [Float] { Array(buffer) }
-}
+import HunyuanNN
 
 /// The image encoder: DINOv2 ViT-B/14 whose every LayerNorm is a camera-modulated AdaNorm
 /// (`encoders/dinov2/models/vision_transformer.py`, `svrm/ldm/modules/attention.py:367-390`).
@@ -81,7 +63,7 @@ public struct SVRMImageEncoder {
     /// `cameras`: V·20 floats (both checked by the caller). `shouldStop` is polled before each block;
     /// when it returns true the result is empty.
     public func encode(images: UnsafePointer<Float>, imageSize s: Int, cameras: UnsafePointer<Float>, views v: Int,
-                       pool: ThreadPool?, trace: SVRMTrace? = nil, shouldStop: (() -> Bool)? = nil) -> [Float] {
+                       pool: ThreadPool?, trace: Trace? = nil, shouldStop: (() -> Bool)? = nil) -> [Float] {
         let c = config, d = c.encoderWidth, p = c.patchSize, g = s / p
         let t = 1 + g * g, rows = v * t, kIn = c.inChannels * p * p
 
@@ -89,7 +71,7 @@ public struct SVRMImageEncoder {
         pos.withUnsafeBufferPointer { trace?("enc_pos_embed", [1, t, d], $0) }
 
         // Patch embedding as a GEMM over im2col rows (c, ky, kx), then CLS and positions.
-        let cols = SVRMBuffer(v * g * g * kIn)
+        let cols = FloatBuffer(v * g * g * kIn, zeroed: false)
         for vi in 0..<v {
             for py in 0..<g {
                 for px in 0..<g {
@@ -103,9 +85,9 @@ public struct SVRMImageEncoder {
                 }
             }
         }
-        let patches = SVRMBuffer(v * g * g * d)
+        let patches = FloatBuffer(v * g * g * d, zeroed: false)
         weights.patchEmbed.forward(cols.p, rows: v * g * g, patches.p, pool: pool)
-        let x = SVRMBuffer(rows * d)
+        let x = FloatBuffer(rows * d, zeroed: false)
         for vi in 0..<v {
             let xv = x.p + vi * t * d
             for j in 0..<d { xv[j] = weights.clsToken[j] + pos[j] }
@@ -117,7 +99,7 @@ public struct SVRMImageEncoder {
         trace?("enc_tokens_in", [v, t, d], x.buffer)
 
         // Camera embedding: Linear(20, D) → SiLU → Linear(D, D); AdaNorms read SiLU(cam_emb).
-        let camH = SVRMBuffer(v * d), camEmb = SVRMBuffer(v * d)
+        let camH = FloatBuffer(v * d, zeroed: false), camEmb = FloatBuffer(v * d, zeroed: false)
         weights.camEmbed0.forward(cameras, rows: v, camH.p, pool: pool)
         siluInPlace(camH.p, v * d)
         weights.camEmbed2.forward(camH.p, rows: v, camEmb.p, pool: pool)
@@ -125,9 +107,9 @@ public struct SVRMImageEncoder {
         siluInPlace(camEmb.p, v * d)
         let cond = camEmb
 
-        let h = SVRMBuffer(rows * d), qkv = SVRMBuffer(rows * 3 * d), att = SVRMBuffer(rows * d)
-        let mlp = SVRMBuffer(rows * c.encoderMLPHidden), tmp = SVRMBuffer(rows * d)
-        let mod = SVRMBuffer(v * 2 * d)
+        let h = FloatBuffer(rows * d, zeroed: false), qkv = FloatBuffer(rows * 3 * d, zeroed: false), att = FloatBuffer(rows * d, zeroed: false)
+        let mlp = FloatBuffer(rows * c.encoderMLPHidden, zeroed: false), tmp = FloatBuffer(rows * d, zeroed: false)
+        let mod = FloatBuffer(v * 2 * d, zeroed: false)
         let heads = c.encoderHeads, hd = d / heads
         for (bi, blk) in weights.blocks.enumerated() {
             if let shouldStop, shouldStop() { return [] }
@@ -135,9 +117,9 @@ public struct SVRMImageEncoder {
             blk.qkv.forward(h.p, rows: rows, qkv.p, pool: pool)
             for vi in 0..<v {
                 let base = qkv.p + vi * t * 3 * d
-                blockedAttention(q: base, qStride: 3 * d, nq: t, k: base + d, kStride: 3 * d, v: base + 2 * d,
-                                 vStride: 3 * d, nk: t, heads: heads, headDim: hd, scale: 1 / Float(hd).squareRoot(),
-                                 out: att.p + vi * t * d, outStride: d, pool: pool)
+                attention(q: base, qStride: 3 * d, nq: t, keys: base + d, kStride: 3 * d, values: base + 2 * d,
+                          vStride: 3 * d, nk: t, heads: heads, kvHeads: heads, headDim: hd,
+                          scale: 1 / Float(hd).squareRoot(), out: att.p + vi * t * d, outStride: d, pool: pool)
             }
             blk.proj.forward(att.p, rows: rows, tmp.p, pool: pool)
             addScaled(x.p, tmp.p, gamma: blk.ls1, rows: rows, dim: d, pool: pool)
@@ -159,25 +141,13 @@ public struct SVRMImageEncoder {
                  _ out: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
         let d = config.encoderWidth
         n.modulation.forward(siluCam, rows: v, mod, pool: pool)
-        let eps = config.adaNormEps
-        parallelRows(pool, v * t) { rows in
-            layerNorm(x + rows.lowerBound * d, rows: rows.count, dim: d, eps: eps, weight: nil, bias: nil,
-                      out + rows.lowerBound * d)
-            for row in rows {
-                let shift = mod + (row / t) * 2 * d, scale = shift + d, o = out + row * d
-                for j in 0..<d { o[j] = o[j] * (1 + scale[j]) + shift[j] }
-            }
-        }
+        layerNorm(x, rows: v * t, dim: d, eps: config.adaNormEps, weight: nil, bias: nil, out, pool: pool)
+        adaNormModulate(out, shiftScale: mod, groups: v, rowsPerGroup: t, dim: d, pool: pool)
     }
 
     /// x[r, j] += gamma[j] · y[r, j] (LayerScale residual).
     func addScaled(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, gamma: [Float], rows: Int, dim: Int,
                    pool: ThreadPool?) {
-        gamma.withUnsafeBufferPointer { gm in
-            parallelRows(pool, rows) { rr in for r in rr {
-                let xr = x + r * dim, yr = y + r * dim
-                for j in 0..<dim { xr[j] += gm[j] * yr[j] }
-            } }
-        }
+        gamma.withUnsafeBufferPointer { HunyuanNN.addScaled(x, y, gamma: $0.baseAddress!, rows: rows, dim: dim, pool: pool) }
     }
 }

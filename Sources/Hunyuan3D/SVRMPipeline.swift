@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// Views → mesh as the official predictor + `SVRMModel.export_mesh_with_uv` do it (vertex-colour
 /// path, `svrm/predictor.py`, `svrm/ldm/models/svrm.py:128-224`): 7 RGB(A) views (the 6 generated

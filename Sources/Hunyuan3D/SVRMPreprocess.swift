@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import HunyuanCore
+import HunyuanNN
 
 /// Input preparation as `svrm/predictor.py:51-55, 70-125` does it: each view is resized with
 /// torchvision's `Resize(504, BICUBIC)` on a PIL image (Pillow's own bicubic, reproduced bit-exactly

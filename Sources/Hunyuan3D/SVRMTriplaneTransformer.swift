@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// The image-to-triplane transformer (`translator/img_to_triplane.py`, `attention.py:393-442`):
 /// 3·P² learned queries (plane-major, then row-major) pass `depth` blocks of
@@ -33,15 +33,15 @@ public struct SVRMTriplaneTransformer {
     /// context: [nc, D] (interleaved) → triplane tokens [3·P², W] after the final LayerNorm.
     /// `shouldStop` is polled before each block; when it returns true the result is empty.
     public func forward(context: UnsafePointer<Float>, contextRows nc: Int, pool: ThreadPool?,
-                        trace: SVRMTrace? = nil, shouldStop: (() -> Bool)? = nil) -> [Float] {
+                        trace: Trace? = nil, shouldStop: (() -> Bool)? = nil) -> [Float] {
         let c = config, w = c.triplaneWidth, q = c.triplaneQueries, inner = c.triplaneInner
         let heads = c.triplaneHeads, hd = c.triplaneHeadDim, scale = 1 / Float(hd).squareRoot()
-        let x = SVRMBuffer(q * w)
+        let x = FloatBuffer(q * w, zeroed: false)
         weights.posEmb.withUnsafeBufferPointer { x.p.update(from: $0.baseAddress!, count: q * w) }
-        let h = SVRMBuffer(q * w), qb = SVRMBuffer(q * inner), att = SVRMBuffer(q * inner)
-        let kb = SVRMBuffer(max(nc, q) * inner), vb = SVRMBuffer(max(nc, q) * inner), tmp = SVRMBuffer(q * w)
+        let h = FloatBuffer(q * w, zeroed: false), qb = FloatBuffer(q * inner, zeroed: false), att = FloatBuffer(q * inner, zeroed: false)
+        let kb = FloatBuffer(max(nc, q) * inner, zeroed: false), vb = FloatBuffer(max(nc, q) * inner, zeroed: false), tmp = FloatBuffer(q * w, zeroed: false)
         let ff = c.feedForwardMult * w, chunk = max(1, min(feedForwardChunk, q))
-        let proj = SVRMBuffer(chunk * 2 * ff), gated = SVRMBuffer(chunk * ff)
+        let proj = FloatBuffer(chunk * 2 * ff, zeroed: false), gated = FloatBuffer(chunk * ff, zeroed: false)
 
         for (bi, b) in weights.blocks.enumerated() {
             if let shouldStop, shouldStop() { return [] }
@@ -50,8 +50,8 @@ public struct SVRMTriplaneTransformer {
             b.crossQ.forward(h.p, rows: q, qb.p, pool: pool)
             b.crossK.forward(context, rows: nc, kb.p, pool: pool)
             b.crossV.forward(context, rows: nc, vb.p, pool: pool)
-            blockedAttention(q: qb.p, qStride: inner, nq: q, k: kb.p, kStride: inner, v: vb.p, vStride: inner, nk: nc,
-                             heads: heads, headDim: hd, scale: scale, out: att.p, outStride: inner, pool: pool)
+            attention(q: qb.p, qStride: inner, nq: q, keys: kb.p, kStride: inner, values: vb.p, vStride: inner, nk: nc,
+                      heads: heads, kvHeads: heads, headDim: hd, scale: scale, out: att.p, outStride: inner, pool: pool)
             b.crossOut.forward(att.p, rows: q, tmp.p, pool: pool)
             addInPlace(x.p, tmp.p, q * w, pool: pool)
             // x += to_out(attn(norm2(x)))
@@ -59,8 +59,8 @@ public struct SVRMTriplaneTransformer {
             b.selfQ.forward(h.p, rows: q, qb.p, pool: pool)
             b.selfK.forward(h.p, rows: q, kb.p, pool: pool)
             b.selfV.forward(h.p, rows: q, vb.p, pool: pool)
-            blockedAttention(q: qb.p, qStride: inner, nq: q, k: kb.p, kStride: inner, v: vb.p, vStride: inner, nk: q,
-                             heads: heads, headDim: hd, scale: scale, out: att.p, outStride: inner, pool: pool)
+            attention(q: qb.p, qStride: inner, nq: q, keys: kb.p, kStride: inner, values: vb.p, vStride: inner, nk: q,
+                      heads: heads, kvHeads: heads, headDim: hd, scale: scale, out: att.p, outStride: inner, pool: pool)
             b.selfOut.forward(att.p, rows: q, tmp.p, pool: pool)
             addInPlace(x.p, tmp.p, q * w, pool: pool)
             // x += ff(norm3(x)), GEGLU: proj → (a, gate) → a · gelu(gate) → Linear, in row chunks.
@@ -70,12 +70,7 @@ public struct SVRMTriplaneTransformer {
                 let n = min(chunk, q - r0)
                 b.ffProj.forward(h.p + r0 * w, rows: n, proj.p, pool: pool)
                 parallelRows(pool, n, minChunk: 8) { rr in
-                    for r in rr {
-                        let a = proj.p + r * 2 * ff, gate = a + ff, o = gated.p + r * ff
-                        o.update(from: gate, count: ff)
-                        geluErf(o, ff)
-                        for j in 0..<ff { o[j] = a[j] * o[j] }
-                    }
+                    geglu(proj.p + rr.lowerBound * 2 * ff, rows: rr.count, width: ff, gated.p + rr.lowerBound * ff)
                 }
                 b.ffOut.forward(gated.p, rows: n, tmp.p + r0 * w, pool: pool)
                 r0 += n
@@ -93,15 +88,8 @@ public struct SVRMTriplaneTransformer {
         let d = config.triplaneWidth
         w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
-                parallelRows(pool, rows) { r in
-                    layerNorm(x + r.lowerBound * d, rows: r.count, dim: d, eps: eps, weight: wp.baseAddress,
-                              bias: bp.baseAddress, out + r.lowerBound * d)
-                }
+                layerNorm(x, rows: rows, dim: d, eps: eps, weight: wp.baseAddress, bias: bp.baseAddress, out, pool: pool)
             }
         }
-    }
-
-    func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int, pool: ThreadPool?) {
-        parallelRows(pool, n, minChunk: 1 << 14) { r in for i in r { x[i] += y[i] } }
     }
 }

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// A triplane: 3 planes of C channels at R×R, R = P·r. `planes` is the reference layout
 /// [3, C, R, R] (`triplane` in the fixtures, batch dimension dropped); `channelsLast` the same values
@@ -34,18 +34,18 @@ public struct SVRMTriplane: Sendable {
 /// triplane[p, c, r·i + a, r·j + b] = up[p, i, j, c·r² + a·r + b], up = Linear(W, C·r²)(tokens).
 public struct SVRMUpsampler {
     public let config: SVRMConfig
-    public let layer: DenseLayer
+    public let layer: Linear
 
-    public init(config: SVRMConfig, layer: DenseLayer) {
+    public init(config: SVRMConfig, layer: Linear) {
         self.config = config
         self.layer = layer
     }
 
     /// tokens [3·P², W] → triplane [3, C, P·r, P·r].
-    public func forward(tokens: UnsafePointer<Float>, pool: ThreadPool?, trace: SVRMTrace? = nil) throws -> SVRMTriplane {
+    public func forward(tokens: UnsafePointer<Float>, pool: ThreadPool?, trace: Trace? = nil) throws -> SVRMTriplane {
         let c = config, p = c.triplaneQuerySize, r = c.upsampleRatio, ch = c.triplaneChannels
         let q = c.triplaneQueries, wide = ch * r * r, res = p * r
-        let up = SVRMBuffer(q * wide)
+        let up = FloatBuffer(q * wide, zeroed: false)
         layer.forward(tokens, rows: q, up.p, pool: pool)
         trace?("upsampler_out", [3, p, p, wide], up.buffer)
         var planes = [Float](repeating: 0, count: 3 * ch * res * res)

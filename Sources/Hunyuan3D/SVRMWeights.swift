@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// The SVRM's weights under the official state-dict names of `svrm.ldm.models.svrm.SVRMModel` (which
 /// `svrm/predictor.py:61-62` loads strictly from `svrm.safetensors`). `SVRMWeights.table(for:)` is the
@@ -7,44 +7,44 @@ import HunyuanCore
 /// to fp32 once. Immutable after load; shareable across threads.
 public struct SVRMWeights: @unchecked Sendable {
     /// AdaNorm's modulation: [shift | scale] = Linear(D, 2D)(SiLU(cam_emb)) (`attention.py:367-390`).
-    public struct AdaNorm: Sendable { public let modulation: DenseLayer }
+    public struct AdaNorm: Sendable { public let modulation: Linear }
 
     public struct EncoderBlock: Sendable {
-        public let norm1: AdaNorm, qkv: DenseLayer, proj: DenseLayer, ls1: [Float]
-        public let norm2: AdaNorm, fc1: DenseLayer, fc2: DenseLayer, ls2: [Float]
+        public let norm1: AdaNorm, qkv: Linear, proj: Linear, ls1: [Float]
+        public let norm2: AdaNorm, fc1: Linear, fc2: Linear, ls2: [Float]
     }
 
     public struct Encoder: Sendable {
         public let clsToken: [Float]            // [D]
         public let posEmbed: [Float]            // [1 + N², D]
-        public let patchEmbed: DenseLayer       // Conv2d(3, D, p, stride p) as [D, 3·p·p]
-        public let camEmbed0: DenseLayer        // Linear(20, D)
-        public let camEmbed2: DenseLayer        // Linear(D, D)
+        public let patchEmbed: Linear       // Conv2d(3, D, p, stride p) as [D, 3·p·p]
+        public let camEmbed0: Linear        // Linear(20, D)
+        public let camEmbed2: Linear        // Linear(D, D)
         public let blocks: [EncoderBlock]
         public let norm: AdaNorm
     }
 
     public struct TriplaneBlock: Sendable {
         public let norm1W: [Float], norm1B: [Float]
-        public let crossQ: DenseLayer, crossK: DenseLayer, crossV: DenseLayer, crossOut: DenseLayer
+        public let crossQ: Linear, crossK: Linear, crossV: Linear, crossOut: Linear
         public let norm2W: [Float], norm2B: [Float]
-        public let selfQ: DenseLayer, selfK: DenseLayer, selfV: DenseLayer, selfOut: DenseLayer
+        public let selfQ: Linear, selfK: Linear, selfV: Linear, selfOut: Linear
         public let norm3W: [Float], norm3B: [Float]
-        public let ffProj: DenseLayer           // GEGLU: Linear(W, 2·mult·W)
-        public let ffOut: DenseLayer            // Linear(mult·W, W)
+        public let ffProj: Linear           // GEGLU: Linear(W, 2·mult·W)
+        public let ffOut: Linear            // Linear(mult·W, W)
     }
 
     public struct Triplane: Sendable {
         public let posEmb: [Float]              // [3·P², W]
         public let blocks: [TriplaneBlock]
         public let normW: [Float], normB: [Float]
-        public let upsampler: DenseLayer        // Linear(W, C·r²)
+        public let upsampler: Linear        // Linear(W, C·r²)
     }
 
     public let encoder: Encoder
     public let triplane: Triplane
     /// Decoder MLP layers: Linear(3C, H) → ReLU → … → Linear(H, 4).
-    public let decoder: [DenseLayer]
+    public let decoder: [Linear]
 
     static let encPrefix = "img_encoder.model."
     static let triPrefix = "img_to_triplane_decoder."
@@ -141,8 +141,8 @@ public struct SVRMWeights: @unchecked Sendable {
             return x
         }
         func vec(_ n: String) throws -> [Float] { try t(n).floats() }
-        func dense(_ n: String, _ i: Int, _ o: Int, bias: Bool = true) throws -> DenseLayer {
-            try DenseLayer(weight: t(n + ".weight"), bias: bias ? try t(n + ".bias") : nil, inFeatures: i, outFeatures: o)
+        func dense(_ n: String, _ i: Int, _ o: Int, bias: Bool = true) throws -> Linear {
+            try Linear(weight: t(n + ".weight"), bias: bias ? try t(n + ".bias") : nil, inFeatures: i, outFeatures: o)
         }
         let d = c.encoderWidth, e = Self.encPrefix
         func ada(_ n: String) throws -> AdaNorm { AdaNorm(modulation: try dense(n + ".adaLN_modulation.1", d, 2 * d)) }
@@ -161,7 +161,7 @@ public struct SVRMWeights: @unchecked Sendable {
         }
         encoder = Encoder(
             clsToken: try vec(e + "cls_token"), posEmbed: try vec(e + "pos_embed"),
-            patchEmbed: try DenseLayer(weight: patchFlat, bias: try t(e + "patch_embed.proj.bias"), inFeatures: kIn, outFeatures: d),
+            patchEmbed: try Linear(weight: patchFlat, bias: try t(e + "patch_embed.proj.bias"), inFeatures: kIn, outFeatures: d),
             camEmbed0: try dense(e + "cam_embed.0", c.cameraDim, d), camEmbed2: try dense(e + "cam_embed.2", d, d),
             blocks: blocks, norm: try ada(e + "norm"))
 

@@ -17,7 +17,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// An owned f32 tensor.
     public init(name: String, shape: [Int], floats: [Float]) {
-        let box = FloatBox(floats)
+        let box = FloatBuffer(floats)
         self.init(name: name, dtype: .f32, shape: shape,
                   data: UnsafeRawBufferPointer(box.buffer), owner: box)
     }
@@ -90,12 +90,36 @@ func memcpyBytes(_ dst: UnsafeMutableRawPointer, _ src: UnsafeRawPointer, _ n: I
     dst.copyMemory(from: src, byteCount: n)
 }
 
-/// Heap storage for owned float tensors.
-public final class FloatBox: @unchecked Sendable {
-    public let buffer: UnsafeMutableBufferPointer<Float>
-    public init(_ values: [Float]) {
-        buffer = .allocate(capacity: max(values.count, 1))
-        _ = buffer.initialize(from: values)
+/// The one owned fp32 buffer type of the engines: `count` floats at `p` (64-byte aligned), freed with
+/// the object. Used for owned tensors, activations, scratch, parameters and their gradients. Not
+/// synchronized: one writer at a time (threads may write disjoint ranges).
+public final class FloatBuffer: @unchecked Sendable {
+    public let count: Int
+    public let p: UnsafeMutablePointer<Float>
+
+    /// n floats, zero-filled unless `zeroed` is false (then uninitialized: write before reading).
+    public init(_ n: Int, zeroed: Bool = true) {
+        count = n
+        p = UnsafeMutableRawPointer.allocate(byteCount: 4 * max(n, 1), alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(n, 1))
+        if zeroed { p.initialize(repeating: 0, count: max(n, 1)) }
     }
-    deinit { buffer.deallocate() }
+
+    /// A copy of `values`.
+    public convenience init(_ values: [Float]) {
+        self.init(values.count, zeroed: false)
+        values.withUnsafeBufferPointer { if let b = $0.baseAddress { p.initialize(from: b, count: values.count) } }
+    }
+
+    deinit { p.deallocate() }
+
+    public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: p, count: count) }
+    public var mutableBuffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: p, count: count) }
+    public var array: [Float] { Array(buffer) }
+    public func zero() { p.update(repeating: 0, count: count) }
+
+    public subscript(i: Int) -> Float {
+        get { p[i] }
+        set { p[i] = newValue }
+    }
 }

@@ -1,1 +1,1 @@
-@_exported import HunyuanCore
+@_exported import HunyuanNN

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// Why generation stopped.
 public enum StopReason: Int32, Sendable {

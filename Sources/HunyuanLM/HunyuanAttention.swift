@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// Self-attention of one layer over a chunk of T tokens at positions pos0..<pos0+T (official order):
 ///   xn = RMSNorm(x) → q/k/v projections → RoPE (NeoX, base θ·α^(d/(d−2))) → QK-norm per head
@@ -72,9 +72,10 @@ enum HunyuanAttention {
             }
         }
 
-        causalAttention(q: s.q, qStride: qw, t: t, pos0: pos0, nHeads: nh, nKV: nkv, headDim: hd, kvType: cache.type,
-                        keys: cache.keyRow(group: entry, position: 0), values: cache.valueRow(group: entry, position: 0),
-                        kvStride: kw, scale: 1 / Float(hd).squareRoot(), out: s.att, outStride: qw, pool: pool)
+        attention(q: s.q, qStride: qw, nq: t, keys: cache.keyRow(group: entry, position: 0), kStride: kw,
+                  values: cache.valueRow(group: entry, position: 0), vStride: kw, nk: pos0 + t, kvType: cache.type,
+                  heads: nh, kvHeads: nkv, headDim: hd, scale: 1 / Float(hd).squareRoot(), mask: .causal(offset: pos0),
+                  out: s.att, outStride: qw, pool: pool)
         linear(w.o, s.att, t, s.tmp, pool: pool)
         addBias(w.oBias, s.tmp, t, d)
         for i in 0..<(t * d) { s.x[i] += s.tmp[i] }
@@ -86,15 +87,8 @@ enum HunyuanAttention {
         for i in 0..<t { for j in 0..<n { rows[i * n + j] += bias[j] } }
     }
 
-    /// inverse frequencies 1 / base^(2i/d), i < d/2, with the alpha-scaled base.
+    /// Inverse RoPE frequencies 1 / base^(2i/d), i < d/2, with the alpha-scaled base.
     static func inverseFrequencies(_ c: HunyuanConfig) -> [Float] {
-        let base = c.ropeBase
-        return (0..<(c.headDim / 2)).map { i in
-            Float(1 / pow(base, Double(2 * i) / Double(c.headDim)))
-        }
+        ropeInverseFrequencies(headDim: c.headDim, base: c.ropeBase)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 
 /// The feed-forward half of a layer over a chunk of T tokens: xn = RMSNorm(x); x += FFN(xn) where
 /// FFN is one SwiGLU MLP (dense models) or the mixture of experts:

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,10 +1,10 @@
-import HunyuanCore
+import HunyuanNN
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Converts a checkpoint folder to another weight format (`hunyuan-cli quantize`): every matrix of
-/// WeightNames except the MoE router is stored in `type` (layouts: WeightFormat in
+/// Converts a checkpoint folder to another weight format (`hunyuan-cli quantize`): every declared
+/// matrix (`declareHunyuanWeights`) except the MoE router is stored in `type` (layouts: WeightFormat in
 /// HunyuanCore/Quantization.swift); the router and the 1-D norms/biases are stored f32. The tied
 /// embedding / output matrix gets `outputType` (default: `type`); an untied lm_head too. Other files of
 /// the folder (config, generation config, tokenizer) are copied. The source may be in any format the
@@ -20,18 +20,19 @@ public enum QuantizeCheckpoint {
         }
         let pool = ThreadPool(threads: threads)
         var items: [SafetensorsWriter.Item] = []
-        let hasLMHead = !c.tieWordEmbeddings
-        for (name, shape) in WeightNames.expected(c, hasLMHead: hasLMHead) {
-            let t = try ck.require(name)
-            if shape.count != 2 {
-                items.append(SafetensorsWriter.Item(name: name, shape: shape, floats: t.floats()))
+        let table = WeightTable()
+        let names = try declareHunyuanWeights(c, lmHead: !c.tieWordEmbeddings, table)
+        let outputs = Set([names.embed, names.lmHead].compactMap { $0?.name })
+        let routers = Set(names.layers.compactMap { $0.router?.name })
+        let binder = CheckpointBinder(ck)
+        for e in table.entries {
+            if !e.isMatrix {
+                items.append(SafetensorsWriter.Item(name: e.name, shape: e.shape, floats: try binder.vector(e.name, shape: e.shape)))
                 continue
             }
-            let isOutput = name == WeightNames.embed || name == WeightNames.lmHead
-            let fmt: WeightFormat = name.hasSuffix("mlp.gate.wg.weight") ? .f32 : (isOutput ? (outputType ?? type) : type)
-            let w = try WeightMatrix(t, rows: shape[0], cols: shape[1],
-                                     scale: t.dtype == .f8e4m3 ? try ck.require(WeightNames.scale(of: name)) : nil)
-            items.append(contentsOf: try convert(w, name: name, to: fmt, pool: pool))
+            let fmt: WeightFormat = routers.contains(e.name) ? .f32 : (outputs.contains(e.name) ? (outputType ?? type) : type)
+            let w = try binder.matrix(e.name, rows: e.shape[0], cols: e.shape[1])
+            items.append(contentsOf: try convert(w, name: e.name, to: fmt, pool: pool))
         }
         try SafetensorsWriter.write(items, metadata: [("format", "pt"), ("hunyuan.quantization", type.rawValue)],
                                     to: FileSystem.join(output, "model.safetensors"))
@@ -73,7 +74,7 @@ public enum QuantizeCheckpoint {
                 }
             }
             return [SafetensorsWriter.Item(name: name, dtype: .f8e4m3, shape: [rows, cols], bytes: codes),
-                    SafetensorsWriter.Item(name: WeightNames.scale(of: name), shape: [rows], floats: scales)]
+                    SafetensorsWriter.Item(name: name + "_scale", shape: [rows], floats: scales)]
         case .q8_0, .q4_0, .q4_k:
             let rb = fmt.rowBytes(cols)
             var bytes = [UInt8](repeating: 0, count: try checkedMul(rows, rb, name))

@@ -1,8 +1,8 @@
-import HunyuanCore
+import HunyuanNN
 
 /// Writes a checkpoint folder with random weights for any supported config: config.json (the given
 /// bytes), generation_config.json (bos/eos from the config, greedy) and model.safetensors with the
-/// official tensor names (WeightNames). Matrices are uniform with std 1/√cols, so activations stay
+/// official tensor names (`declareHunyuanWeights`, in its order). Matrices are uniform with std 1/√cols, so activations stay
 /// O(1); norm weights are 1 ± 0.1. Deterministic for a seed. For benchmarks and tests (no torch).
 public enum RandomCheckpoint {
     public static func write(config c: HunyuanConfig, configBytes: [UInt8], to dir: String, seed: UInt64,
@@ -10,7 +10,8 @@ public enum RandomCheckpoint {
         guard dtype == .f32 || dtype == .bf16 else { throw HYError.invalidArgument("random checkpoint dtype must be f32 or bf16") }
         var rng = SplitMix64(seed: seed)
         var items: [SafetensorsWriter.Item] = []
-        for (name, shape) in WeightNames.expected(c, hasLMHead: !c.tieWordEmbeddings) {
+        let table = try WeightTable { _ = try declareHunyuanWeights(c, lmHead: !c.tieWordEmbeddings, $0) }
+        for (name, shape) in table.entries.map({ ($0.name, $0.shape) }) {
             var count = 1
             for d in shape { count = try checkedMul(count, d, name) }
             let isNorm = shape.count == 1

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,7 +64,7 @@ func project(_ p: Param, _ x: UnsafePointer<Float>, rows n: Int, inF: Int, outF:
              pool: ThreadPool?) {
     linearForward(x, p.w, rows: n, inF: inF, outF: outF, y, pool: pool)
     guard let ad = p.adapter else { return }
-    let u = Buf(n * ad.rank)
+    let u = FloatBuffer(n * ad.rank)
     linearForward(x, ad.a.w, rows: n, inF: inF, outF: ad.rank, u.p, pool: pool)
     gemm(transA: false, transB: true, m: n, n: outF, k: ad.rank, alpha: ad.scale, a: u.p, lda: ad.rank,
          b: ad.b.w, ldb: ad.rank, beta: 1, c: y, ldc: outF, pool: pool)
@@ -77,7 +77,7 @@ func projectBackward(_ p: Param, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<
     linearBackward(x, p.w, dy, rows: n, inF: inF, outF: outF, dW: p.frozen ? nil : p.g, dx: dx, accumulate: accumulate, pool: pool)
     guard let ad = p.adapter else { return }
     let r = ad.rank
-    let u = Buf(n * r), du = Buf(n * r)
+    let u = FloatBuffer(n * r), du = FloatBuffer(n * r)
     linearForward(x, ad.a.w, rows: n, inF: inF, outF: r, u.p, pool: pool)
     gemm(transA: true, transB: false, m: outF, n: r, k: n, alpha: ad.scale, a: dy, lda: outF, b: u.p, ldb: r,
          beta: 1, c: ad.b.g, ldc: r, pool: pool)

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,30 +48,30 @@ public struct ExpertStats: Sendable, Equatable {
 final class MoETape {
     let n: Int, d: Int, experts: Int, k: Int
     /// Router probabilities [n, E].
-    let probs: Buf
+    let probs: FloatBuffer
     /// Per token slot (n·k): the original top-k expert, the final expert (−1 = dropped) and its weight.
     var original: [Int32]
     var final: [Int32]
-    let weight: Buf
+    let weight: FloatBuffer
     /// Renormalization denominator per token (1 without renormalization).
-    let denom: Buf
+    let denom: FloatBuffer
     /// Shared expert activations: gate/up pre-activations and h [n, width].
-    let sharedG: Buf, sharedU: Buf, sharedH: Buf
+    let sharedG: FloatBuffer, sharedU: FloatBuffer, sharedH: FloatBuffer
     /// Routed experts: slot lists per expert, and activations stacked in expert order [slots, width]/[slots, d].
     var slots: [[Int]] = []
     var offsets: [Int] = []
-    var expertG: Buf, expertU: Buf, expertH: Buf, expertY: Buf
+    var expertG: FloatBuffer, expertU: FloatBuffer, expertH: FloatBuffer, expertY: FloatBuffer
     var stats: ExpertStats
 
     init(n: Int, d: Int, experts: Int, k: Int, sharedWidth: Int, expertWidth: Int) {
         self.n = n; self.d = d; self.experts = experts; self.k = k
-        probs = Buf(n * experts)
+        probs = FloatBuffer(n * experts)
         original = [Int32](repeating: -1, count: n * k)
         final = original
-        weight = Buf(n * k); denom = Buf(n)
-        sharedG = Buf(n * sharedWidth); sharedU = Buf(n * sharedWidth); sharedH = Buf(n * sharedWidth)
-        expertG = Buf(n * k * expertWidth); expertU = Buf(n * k * expertWidth); expertH = Buf(n * k * expertWidth)
-        expertY = Buf(n * k * d)
+        weight = FloatBuffer(n * k); denom = FloatBuffer(n)
+        sharedG = FloatBuffer(n * sharedWidth); sharedU = FloatBuffer(n * sharedWidth); sharedH = FloatBuffer(n * sharedWidth)
+        expertG = FloatBuffer(n * k * expertWidth); expertU = FloatBuffer(n * k * expertWidth); expertH = FloatBuffer(n * k * expertWidth)
+        expertY = FloatBuffer(n * k * d)
         stats = ExpertStats(tokensPerExpert: [], chosenPerExpert: [], dropped: 0, recycled: 0, capacity: 0, balanceLoss: 0)
     }
 }
@@ -157,7 +157,8 @@ enum TrainerMoE {
                         tape s: MoETape, options: MoETrainingOptions, rng: inout SplitMix64,
                         out: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
         let n = s.n, d = s.d, E = s.experts
-        linearForward(x, w.router.w, rows: n, inF: d, outF: E, s.probs.p, pool: pool)
+        guard let router = w.router else { return }
+        linearForward(x, router.w, rows: n, inF: d, outF: E, s.probs.p, pool: pool)
         for t in 0..<n { softmax(s.probs.p + t * E, E) }
         route(tape: s, renormalize: c.renormalizeRouting(layer: l), options: options, rng: &rng)
         if let sh = w.shared {
@@ -166,7 +167,7 @@ enum TrainerMoE {
             out.update(repeating: 0, count: n * d)
         }
         let width = w.experts.first?.width ?? 0
-        let gathered = Buf(max(1, (s.slots.map(\.count).max() ?? 0)) * d)
+        let gathered = FloatBuffer(max(1, (s.slots.map(\.count).max() ?? 0)) * d)
         for e in 0..<E where !s.slots[e].isEmpty {
             let list = s.slots[e], off = s.offsets[e]
             for (r, slot) in list.enumerated() { (gathered.p + r * d).update(from: x + (slot / s.k) * d, count: d) }
@@ -194,8 +195,8 @@ enum TrainerMoE {
         }
         let width = w.experts.first?.width ?? 0
         let maxRows = max(1, s.slots.map(\.count).max() ?? 0)
-        let gathered = Buf(maxRows * d), dy = Buf(maxRows * d), dxe = Buf(maxRows * d)
-        let dWeight = Buf(n * k)
+        let gathered = FloatBuffer(maxRows * d), dy = FloatBuffer(maxRows * d), dxe = FloatBuffer(maxRows * d)
+        let dWeight = FloatBuffer(n * k)
         for e in 0..<E where !s.slots[e].isEmpty {
             let list = s.slots[e], off = s.offsets[e]
             for (r, slot) in list.enumerated() {
@@ -216,7 +217,7 @@ enum TrainerMoE {
         }
         // Router: weight_j = p[final_j] / S with S = Σ p[original] (1 without renormalization).
         let renorm = c.renormalizeRouting(layer: l)
-        let dProb = Buf(n * E), dLogit = Buf(n * E)
+        let dProb = FloatBuffer(n * E), dLogit = FloatBuffer(n * E)
         for t in 0..<n {
             let p = s.probs.p + t * E, dp = dProb.p + t * E
             let S = s.denom[t]
@@ -236,7 +237,8 @@ enum TrainerMoE {
             for t in 0..<n { for e in 0..<E { dProb[t * E + e] += auxScale * Float(E) * f[e] / Float(n) } }
         }
         for t in 0..<n { softmaxBackward(s.probs.p + t * E, dProb.p + t * E, E, dLogit.p + t * E, accumulate: false) }
-        linearBackward(x, w.router.w, dLogit.p, rows: n, inF: d, outF: E, dW: w.router.g, dx: dx, accumulate: true, pool: pool)
+        guard let router = w.router else { return }
+        linearBackward(x, router.w, dLogit.p, rows: n, inF: d, outF: E, dW: router.g, dx: dx, accumulate: true, pool: pool)
     }
 
     /// SwiGLU MLP forward keeping its activations: g = x·Wgᵀ, u = x·Wuᵀ, h = silu(g)⊙u, y = h·Wdᵀ.
@@ -246,7 +248,7 @@ enum TrainerMoE {
         let w = m.width
         project(m.gate, x, rows: n, inF: d, outF: w, g, pool: pool)
         project(m.up, x, rows: n, inF: d, outF: w, u, pool: pool)
-        swigluForward(g, u, n * w, h)
+        swiglu(g, u, n * w, into: h)
         project(m.down, h, rows: n, inF: w, outF: d, y, pool: pool)
     }
 
@@ -255,7 +257,7 @@ enum TrainerMoE {
                             u: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                             dx: UnsafeMutablePointer<Float>, accumulate: Bool, pool: ThreadPool?) {
         let w = m.width
-        let dh = Buf(n * w)
+        let dh = FloatBuffer(n * w)
         projectBackward(m.down, h, dy, rows: n, inF: w, outF: d, dx: dh.p, accumulate: false, pool: pool)
         swigluBackward(g, u, dh.p, n * w, dg: g, du: u)
         projectBackward(m.gate, x, g, rows: n, inF: d, outF: w, dx: dx, accumulate: accumulate, pool: pool)

@@ -1,18 +1,18 @@
-import HunyuanCore
+import HunyuanNN
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Activations of one decoder layer kept for the backward.
 final class LayerTape {
-    let xIn, xn1, rin1, qRope, qRinv, qn, kn, probs, att, xMid, xn2, rin2, ffn: Buf
+    let xIn, xn1, rin1, qRope, qRinv, qn, kn, lse, att, xMid, xn2, rin2, ffn: FloatBuffer
     let moe: MoETape
     init(_ c: HunyuanConfig, layer l: Int, batch: Int, seqLen t: Int) {
         let n = batch * t, d = c.hiddenSize, qw = c.numHeads * c.headDim, kw = c.numKVHeads * c.headDim
-        xIn = Buf(n * d); xn1 = Buf(n * d); rin1 = Buf(n)
-        qRope = Buf(n * qw); qRinv = Buf(n * c.numHeads); qn = Buf(n * qw); kn = Buf(n * kw)
-        probs = Buf(batch * c.numHeads * t * t); att = Buf(n * qw)
-        xMid = Buf(n * d); xn2 = Buf(n * d); rin2 = Buf(n); ffn = Buf(n * d)
+        xIn = FloatBuffer(n * d); xn1 = FloatBuffer(n * d); rin1 = FloatBuffer(n)
+        qRope = FloatBuffer(n * qw); qRinv = FloatBuffer(n * c.numHeads); qn = FloatBuffer(n * qw); kn = FloatBuffer(n * kw)
+        lse = FloatBuffer(batch * c.numHeads * t); att = FloatBuffer(n * qw)
+        xMid = FloatBuffer(n * d); xn2 = FloatBuffer(n * d); rin2 = FloatBuffer(n); ffn = FloatBuffer(n * d)
         moe = MoETape(n: n, d: d, experts: c.numExperts, k: c.moeTopK[l], sharedWidth: c.sharedMLPWidth[l],
                       expertWidth: c.moeIntermediate[l])
     }
@@ -21,11 +21,11 @@ final class LayerTape {
 /// The K/V of one CLA group (raw projections after RoPE; keys also RMS-normalized without weight), and
 /// the gradient accumulators every layer of the group adds into.
 final class KVGroupTape {
-    let kRope, kHat, kRinv, v, dkHat, dv: Buf
+    let kRope, kHat, kRinv, v, dkHat, dv: FloatBuffer
     init(_ c: HunyuanConfig, rows n: Int) {
         let kw = c.numKVHeads * c.headDim
-        kRope = Buf(n * kw); kHat = Buf(n * kw); kRinv = Buf(n * c.numKVHeads); v = Buf(n * kw)
-        dkHat = Buf(n * kw); dv = Buf(n * kw)
+        kRope = FloatBuffer(n * kw); kHat = FloatBuffer(n * kw); kRinv = FloatBuffer(n * c.numKVHeads); v = FloatBuffer(n * kw)
+        dkHat = FloatBuffer(n * kw); dv = FloatBuffer(n * kw)
     }
 }
 
@@ -53,7 +53,7 @@ public final class TrainerModel: @unchecked Sendable {
     let params: TrainParams
     public let pool: ThreadPool
     public var moe = MoETrainingOptions()
-    private var ropeCache: (Int, Buf)? = nil
+    private var ropeCache: (Int, FloatBuffer)? = nil
 
     /// A model for `config` with zero parameters (load or initialize them next).
     public init(config: HunyuanConfig, threads: Int = 0) throws {
@@ -92,9 +92,13 @@ public final class TrainerModel: @unchecked Sendable {
     }
     public func zeroGradients() { params.zeroGrad() }
 
-    private func rope(_ t: Int) -> Buf {
+    private func rope(_ t: Int) -> FloatBuffer {
         if let (n, b) = ropeCache, n == t { return b }
-        let b = ropeTableRows(t, config: config)
+        let hd = config.headDim
+        let b = FloatBuffer(t * hd)
+        HunyuanAttention.inverseFrequencies(config).withUnsafeBufferPointer { f in
+            for i in 0..<t { ropeTable(position: i, invFreq: f.baseAddress!, headDim: hd, b.p + i * hd) }
+        }
         ropeCache = (t, b)
         return b
     }
@@ -107,6 +111,7 @@ public final class TrainerModel: @unchecked Sendable {
         let c = config, w = params
         let n = batch * t, d = c.hiddenSize, hd = c.headDim, nh = c.numHeads, nkv = c.numKVHeads
         let qw = nh * hd, kw = nkv * hd, V = c.vocabSize, eps = c.rmsNormEps
+        let attScale = 1 / Float(hd).squareRoot()
         guard batch > 0, t > 0, tokens.count == n, targets.count == n else {
             throw HYError.invalidArgument("trainer: \(tokens.count) tokens / \(targets.count) targets for batch \(batch) × \(t)")
         }
@@ -118,7 +123,7 @@ public final class TrainerModel: @unchecked Sendable {
         }
         let table = rope(t)
         var rng = SplitMix64(seed: seed)
-        let x = Buf(n * d), tmp = Buf(n * d)
+        let x = FloatBuffer(n * d), tmp = FloatBuffer(n * d)
         embeddingForward(w.embed.w, ids: tokens, dim: d, x.p)
         var tapes: [LayerTape] = []
         var groups: [KVGroupTape] = []
@@ -126,42 +131,46 @@ public final class TrainerModel: @unchecked Sendable {
             let lw = w.layers[l], lt = LayerTape(c, layer: l, batch: batch, seqLen: t)
             tapes.append(lt)
             lt.xIn.p.update(from: x.p, count: n * d)
-            rmsnormForward(x.p, lw.inputNorm.w, rows: n, dim: d, eps: eps, lt.xn1.p, rinv: lt.rin1.p)
+            rmsnorm(x.p, lw.inputNorm.w, rows: n, dim: d, eps: eps, lt.xn1.p, rinv: lt.rin1.p)
             project(lw.q, lt.xn1.p, rows: n, inF: d, outF: qw, lt.qRope.p, pool: pool)
-            ropeRows(lt.qRope.p, rows: n, seqLen: t, heads: nh, headDim: hd, table: table.p, inverse: false)
+            ropeNeoX(lt.qRope.p, rows: n, heads: nh, headDim: hd, table: table.p, period: t, inverse: false)
             if let wk = lw.k, let wv = lw.v {
                 let g = KVGroupTape(c, rows: n)
                 groups.append(g)
                 project(wk, lt.xn1.p, rows: n, inF: d, outF: kw, g.kRope.p, pool: pool)
-                ropeRows(g.kRope.p, rows: n, seqLen: t, heads: nkv, headDim: hd, table: table.p, inverse: false)
+                ropeNeoX(g.kRope.p, rows: n, heads: nkv, headDim: hd, table: table.p, period: t, inverse: false)
                 project(wv, lt.xn1.p, rows: n, inF: d, outF: kw, g.v.p, pool: pool)
                 if c.useQKNorm {
-                    rmsnormForward(g.kRope.p, nil, rows: n * nkv, dim: hd, eps: eps, g.kHat.p, rinv: g.kRinv.p)
+                    rmsnorm(g.kRope.p, nil, rows: n * nkv, dim: hd, eps: eps, g.kHat.p, rinv: g.kRinv.p)
                 } else {
                     g.kHat.p.update(from: g.kRope.p, count: n * kw)
                 }
             }
             guard let g = groups.last else { throw HYError.internal("trainer: layer \(l) has no K/V group") }
             if let qn = lw.queryNorm, let kn = lw.keyNorm {
-                rmsnormForward(lt.qRope.p, qn.w, rows: n * nh, dim: hd, eps: eps, lt.qn.p, rinv: lt.qRinv.p)
+                rmsnorm(lt.qRope.p, qn.w, rows: n * nh, dim: hd, eps: eps, lt.qn.p, rinv: lt.qRinv.p)
                 for i in 0..<(n * kw) { lt.kn[i] = g.kHat[i] * kn.w[i % hd] }
             } else {
                 lt.qn.p.update(from: lt.qRope.p, count: n * qw)
                 lt.kn.p.update(from: g.kHat.p, count: n * kw)
             }
-            attentionForward(q: lt.qn.p, k: lt.kn.p, v: g.v.p, batch: batch, seqLen: t, heads: nh, kvHeads: nkv,
-                             headDim: hd, probs: lt.probs.p, out: lt.att.p, pool: pool)
+            for b in 0..<batch {
+                attention(q: lt.qn.p + b * t * qw, qStride: qw, nq: t, keys: lt.kn.p + b * t * kw, kStride: kw,
+                          values: g.v.p + b * t * kw, vStride: kw, nk: t, heads: nh, kvHeads: nkv, headDim: hd,
+                          scale: attScale, mask: .causal(offset: 0), out: lt.att.p + b * t * qw, outStride: qw,
+                          lse: lt.lse.p + b * nh * t, pool: pool)
+            }
             project(lw.o, lt.att.p, rows: n, inF: qw, outF: d, tmp.p, pool: pool)
             for i in 0..<(n * d) { x[i] += tmp[i] }
             lt.xMid.p.update(from: x.p, count: n * d)
-            rmsnormForward(x.p, lw.postNorm.w, rows: n, dim: d, eps: eps, lt.xn2.p, rinv: lt.rin2.p)
+            rmsnorm(x.p, lw.postNorm.w, rows: n, dim: d, eps: eps, lt.xn2.p, rinv: lt.rin2.p)
             TrainerMoE.forward(layer: lw, config: c, layerIndex: l, x: lt.xn2.p, tape: lt.moe, options: moe,
                                rng: &rng, out: lt.ffn.p, pool: pool)
             for i in 0..<(n * d) { x[i] += lt.ffn[i] }
         }
-        let xnF = Buf(n * d), rinF = Buf(n)
-        rmsnormForward(x.p, w.norm.w, rows: n, dim: d, eps: eps, xnF.p, rinv: rinF.p)
-        let logits = Buf(try checkedMul(n, V, "logits"))
+        let xnF = FloatBuffer(n * d), rinF = FloatBuffer(n)
+        rmsnorm(x.p, w.norm.w, rows: n, dim: d, eps: eps, xnF.p, rinv: rinF.p)
+        let logits = FloatBuffer(try checkedMul(n, V, "logits"))
         linearForward(xnF.p, w.embed.w, rows: n, inF: d, outF: V, logits.p, pool: pool)
         let saved = wantLogits ? Array(UnsafeBufferPointer(start: logits.p, count: n * V)) : nil
         let (lossSum, counted) = crossEntropy(logits.p, targets: targets, vocab: V, scale: lossScale, pool: pool)
@@ -171,12 +180,12 @@ public final class TrainerModel: @unchecked Sendable {
         guard backward else { return result }
 
         // Backward.
-        let dx = Buf(n * d), dxn = Buf(n * d)
+        let dx = FloatBuffer(n * d), dxn = FloatBuffer(n * d)
         linearBackward(xnF.p, w.embed.w, logits.p, rows: n, inF: d, outF: V, dW: w.embed.g, dx: dxn.p,
                        accumulate: false, pool: pool)
         rmsnormBackward(x.p, w.norm.w, rinv: rinF.p, dxn.p, rows: n, dim: d, dx: dx.p, accumulate: false, dw: w.norm.g)
         let auxScale = Float(moe.auxLossCoefficient) * lossScale
-        let dAtt = Buf(n * qw), dqn = Buf(n * qw), dkn = Buf(n * kw), dk = Buf(n * kw)
+        let dAtt = FloatBuffer(n * qw), dqn = FloatBuffer(n * qw), dkn = FloatBuffer(n * kw), dk = FloatBuffer(n * kw)
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let lw = w.layers[l], lt = tapes[l], g = groups[l / c.kvShare]
             // x_out = xMid + ffn(norm(xMid))
@@ -188,8 +197,13 @@ public final class TrainerModel: @unchecked Sendable {
             projectBackward(lw.o, lt.att.p, dx.p, rows: n, inF: qw, outF: d, dx: dAtt.p,
                            accumulate: false, pool: pool)
             dkn.zero()
-            attentionBackward(q: lt.qn.p, k: lt.kn.p, v: g.v.p, probs: lt.probs.p, dOut: dAtt.p, batch: batch,
-                              seqLen: t, heads: nh, kvHeads: nkv, headDim: hd, dq: dqn.p, dk: dkn.p, dv: g.dv.p, pool: pool)
+            for b in 0..<batch {
+                let qo = b * t * qw, ko = b * t * kw
+                attentionBackward(q: lt.qn.p + qo, qStride: qw, nq: t, k: lt.kn.p + ko, kStride: kw, v: g.v.p + ko,
+                                  vStride: kw, nk: t, heads: nh, kvHeads: nkv, headDim: hd, scale: attScale,
+                                  mask: .causal(offset: 0), lse: lt.lse.p + b * nh * t, dOut: dAtt.p + qo, dOutStride: qw,
+                                  dq: dqn.p + qo, dk: dkn.p + ko, dv: g.dv.p + ko, pool: pool)
+            }
             if let qn = lw.queryNorm, let kn = lw.keyNorm {
                 for i in 0..<(n * kw) {
                     kn.g[i % hd] += dkn[i] * g.kHat[i]
@@ -202,7 +216,7 @@ public final class TrainerModel: @unchecked Sendable {
                 dAtt.p.update(from: dqn.p, count: n * qw)
             }
             // dAtt now holds d(qRope).
-            ropeRows(dAtt.p, rows: n, seqLen: t, heads: nh, headDim: hd, table: table.p, inverse: true)
+            ropeNeoX(dAtt.p, rows: n, heads: nh, headDim: hd, table: table.p, period: t, inverse: true)
             projectBackward(lw.q, lt.xn1.p, dAtt.p, rows: n, inF: d, outF: qw, dx: dxn.p,
                            accumulate: false, pool: pool)
             if let wk = lw.k, let wv = lw.v {
@@ -212,7 +226,7 @@ public final class TrainerModel: @unchecked Sendable {
                 } else {
                     dk.p.update(from: g.dkHat.p, count: n * kw)
                 }
-                ropeRows(dk.p, rows: n, seqLen: t, heads: nkv, headDim: hd, table: table.p, inverse: true)
+                ropeNeoX(dk.p, rows: n, heads: nkv, headDim: hd, table: table.p, period: t, inverse: true)
                 projectBackward(wk, lt.xn1.p, dk.p, rows: n, inF: d, outF: kw, dx: dxn.p, accumulate: true, pool: pool)
                 projectBackward(wv, lt.xn1.p, g.dv.p, rows: n, inF: d, outF: kw, dx: dxn.p, accumulate: true, pool: pool)
             }

@@ -1,4 +1,4 @@
-import HunyuanCore
+import HunyuanNN
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,10 +21,10 @@ final class Param: @unchecked Sendable {
     let group: ParamGroup
     /// Weight decay applies to matrices only (not norm weights).
     var decays: Bool { shape.count >= 2 }
-    let value: Buf
-    let grad: Buf
-    let m: Buf
-    let v: Buf
+    let value: FloatBuffer
+    let grad: FloatBuffer
+    let m: FloatBuffer
+    let v: FloatBuffer
     /// Frozen parameters get no gradient and no update (LoRA fine-tuning freezes the base model).
     var frozen = false
     /// A low-rank adapter trained in place of this weight (LoRA), if any.
@@ -35,31 +35,37 @@ final class Param: @unchecked Sendable {
         self.shape = shape
         self.group = group
         count = shape.reduce(1, *)
-        value = Buf(count); grad = Buf(count); m = Buf(count); v = Buf(count)
+        value = FloatBuffer(count); grad = FloatBuffer(count); m = FloatBuffer(count); v = FloatBuffer(count)
     }
     var w: UnsafeMutablePointer<Float> { value.p }
     var g: UnsafeMutablePointer<Float> { grad.p }
 }
 
-/// The parameters of one SwiGLU MLP.
-struct TrainMLP {
-    let gate: Param, up: Param, down: Param
+/// The parameters of one SwiGLU MLP and of one decoder layer (K/V only on layers that own them under
+/// CLA): the engine's declaration bound to trainable parameters.
+typealias TrainMLP = HunyuanMLP<Param>
+typealias TrainLayer = HunyuanLayer<Param, Param>
+
+extension HunyuanMLP where M == Param {
     var width: Int { gate.shape[0] }
 }
 
-/// The parameters of one decoder layer (K/V only on layers that own them under CLA).
-struct TrainLayer {
-    let inputNorm: Param, postNorm: Param
-    let q: Param, o: Param
-    let k: Param?, v: Param?
-    let queryNorm: Param?, keyNorm: Param?
-    let router: Param
-    let experts: [TrainMLP]
-    let shared: TrainMLP?
+/// Binds the engine's tensor declaration to zero-valued fp32 parameters, in declaration order.
+final class ParamBinder: WeightBinder {
+    private(set) var params: [Param] = []
+    func matrix(_ name: String, rows: Int, cols: Int) throws -> Param { add(name, [rows, cols]) }
+    func vector(_ name: String, shape: [Int]) throws -> Param { add(name, shape) }
+    private func add(_ name: String, _ shape: [Int]) -> Param {
+        let group: ParamGroup = name.contains(".mlp.experts.") ? .routedExpert
+            : name.contains(".mlp.shared_mlp.") ? .sharedExpert : .dense
+        let p = Param(name: name, shape: shape, group: group)
+        params.append(p)
+        return p
+    }
 }
 
-/// All trainable parameters of a Hunyuan MoE model, named and shaped by the engine's weight table
-/// (`WeightNames`), so what the trainer saves is what the engine and the official code load.
+/// All trainable parameters of a Hunyuan MoE model, named and shaped by the engine's declaration
+/// (`declareHunyuanWeights`), so what the trainer saves is what the engine and the official code load.
 final class TrainParams: @unchecked Sendable {
     let config: HunyuanConfig
     /// Every model parameter under its official name (what checkpoints hold).
@@ -80,41 +86,13 @@ final class TrainParams: @unchecked Sendable {
         guard c.tieWordEmbeddings else { throw HYError.unsupported("trainer: untied word embeddings are not supported") }
         guard !c.attentionBias else { throw HYError.unsupported("trainer: attention_bias is not supported") }
         config = c
-        var list: [Param] = []
-        var map: [String: Param] = [:]
-        for (name, shape) in WeightNames.expected(c, hasLMHead: false) {
-            let group: ParamGroup = name.contains(".mlp.experts.") ? .routedExpert
-                : name.contains(".mlp.shared_mlp.") ? .sharedExpert : .dense
-            let p = Param(name: name, shape: shape, group: group)
-            list.append(p)
-            map[name] = p
-        }
-        all = list
-        byName = map
-        func P(_ n: String) throws -> Param {
-            guard let p = map[n] else { throw HYError.internal("trainer: no parameter \(n)") }
-            return p
-        }
-        embed = try P(WeightNames.embed)
-        norm = try P(WeightNames.norm)
-        var ls: [TrainLayer] = []
-        for l in 0..<c.numLayers {
-            let L = { (s: String) in WeightNames.layer(l, s) }
-            func mlp(_ prefix: (String) -> String) throws -> TrainMLP {
-                TrainMLP(gate: try P(prefix("gate_proj")), up: try P(prefix("up_proj")), down: try P(prefix("down_proj")))
-            }
-            let owns = c.ownsKV(layer: l)
-            ls.append(TrainLayer(
-                inputNorm: try P(L("input_layernorm.weight")), postNorm: try P(L("post_attention_layernorm.weight")),
-                q: try P(L("self_attn.q_proj.weight")), o: try P(L("self_attn.o_proj.weight")),
-                k: owns ? try P(L("self_attn.k_proj.weight")) : nil, v: owns ? try P(L("self_attn.v_proj.weight")) : nil,
-                queryNorm: c.useQKNorm ? try P(L("self_attn.query_layernorm.weight")) : nil,
-                keyNorm: c.useQKNorm ? try P(L("self_attn.key_layernorm.weight")) : nil,
-                router: try P(L("mlp.gate.wg.weight")),
-                experts: try (0..<c.numExperts).map { e in try mlp { WeightNames.expert(l, e, $0) } },
-                shared: c.sharedMLPWidth[l] > 0 ? try mlp { L("mlp.shared_mlp.\($0).weight") } : nil))
-        }
-        layers = ls
+        let binder = ParamBinder()
+        let w = try declareHunyuanWeights(c, lmHead: false, binder)
+        all = binder.params
+        byName = Dictionary(uniqueKeysWithValues: binder.params.map { ($0.name, $0) })
+        embed = w.embed
+        norm = w.norm
+        layers = w.layers
     }
 
     /// Random initialization as the official code does it (normal(0, initializer_range) for

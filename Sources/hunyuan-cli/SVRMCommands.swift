@@ -61,7 +61,7 @@ struct SVRMEvalCommand: ParsableCommand {
                 try images.expectShape([c.numViews, c.inChannels, size, size])
                 try cameras.expectShape([c.numViews, c.cameraDim])
                 var last = svrmClock()
-                let trace: SVRMTrace? = intermediates || timings ? { name, shape, values in
+                let trace: Trace? = intermediates || timings ? { name, shape, values in
                     if timings {
                         let now = svrmClock()
                         writeStderr("  \(name): \(svrmSeconds(now - last)) s\n")

@@ -1,0 +1,58 @@
+// Linear layers: y = x·Wᵀ + b over a weight in its stored format (f32/bf16/f16, fp8 with row scales,
+// q8_0/q4_0/q4_k), read in place — never widened at load — and the fp32 forward/backward pair the
+// trainer uses on its own parameters.
+
+/// y = x · Wᵀ + b for a weight [out, in] and an optional bias [out], W used as stored (see
+/// `WeightMatrix`). Immutable; shareable across threads.
+public struct Linear: @unchecked Sendable {
+    public let weight: WeightMatrix
+    public let bias: [Float]?
+    public var inFeatures: Int { weight.cols }
+    public var outFeatures: Int { weight.rows }
+
+    public init(weight: WeightMatrix, bias: [Float]? = nil) {
+        self.weight = weight
+        self.bias = bias
+    }
+
+    /// `weight` must be [out, in] (or a block-quantized [out, blocks, bytes]; F8_E4M3 with `scale`),
+    /// `bias` (if given) a float [out]. Shape or dtype mismatches are errors naming the tensor.
+    public init(weight w: Tensor, bias b: Tensor?, inFeatures: Int, outFeatures: Int, scale: Tensor? = nil) throws {
+        weight = try WeightMatrix(w, rows: outFeatures, cols: inFeatures, scale: scale)
+        if let b {
+            try b.expectShape([outFeatures])
+            guard b.dtype.isFloat else { throw HYError.format("tensor \(b.name): a bias must be a float tensor") }
+            bias = b.floats()
+        } else {
+            bias = nil
+        }
+    }
+
+    /// y[rows, out] = x[rows, in] · Wᵀ + b. x and y must not overlap. Splits over `pool`.
+    public func forward(_ x: UnsafePointer<Float>, rows: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
+        if rows <= 0 { return }
+        linear(weight, x, rows, y, pool: pool)
+        if let bias {
+            bias.withUnsafeBufferPointer { addBias(y, $0.baseAddress!, rows: rows, width: outFeatures, pool: pool) }
+        }
+    }
+}
+
+/// Forward over fp32 weights: y[n, out] = x[n, in] · W[out, in]ᵀ.
+public func linearForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, rows n: Int, inF: Int, outF: Int,
+                          _ y: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
+    gemm(transB: true, m: n, n: outF, k: inF, a: x, lda: inF, b: w, ldb: inF, c: y, ldc: outF, pool: pool)
+}
+
+/// Backward of `linearForward`: dW[out, in] += dyᵀ · x; dx[n, in] (=, or += when `accumulate`) dy · W.
+/// `dx` nil skips the input gradient, `dW` nil the weight gradient (a frozen weight).
+public func linearBackward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                           rows n: Int, inF: Int, outF: Int, dW: UnsafeMutablePointer<Float>?,
+                           dx: UnsafeMutablePointer<Float>?, accumulate: Bool, pool: ThreadPool?) {
+    if let dW {
+        gemm(transA: true, m: outF, n: inF, k: n, a: dy, lda: outF, b: x, ldb: inF, beta: 1, c: dW, ldc: inF, pool: pool)
+    }
+    if let dx {
+        gemm(m: n, n: inF, k: outF, a: dy, lda: outF, b: w, ldb: inF, beta: accumulate ? 1 : 0, c: dx, ldc: inF, pool: pool)
+    }
+}

@@ -1,0 +1,165 @@
+import XCTest
+@testable import HunyuanNN
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shared layers against float64 evaluations of their definitions (PyTorch's formulas, written
+/// out loop by loop): convolution with stride, dilation and padding, GroupNorm, LayerNorm, resampling,
+/// pooling, timestep embeddings, GELU against libm, RMSNorm's backward against finite differences.
+final class LayerTests: XCTestCase {
+    var seed: UInt64 = 7
+    func rnd() -> Float { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return Float(Int64(bitPattern: seed >> 11) % 2000) / 1000 - 1 }
+    func maxErr(_ a: [Float], _ b: [Double]) -> Double { zip(a, b).reduce(0) { max($0, abs(Double($1.0) - $1.1)) } }
+
+    func testConv2dEqualsDirectConvolution() throws {
+        let configs: [(cin: Int, cout: Int, k: Int, stride: Int, pad: Padding2D, dil: Int, h: Int, w: Int)] = [
+            (3, 5, 3, 1, Padding2D(1), 1, 9, 7),       // UNet/VAE 3×3
+            (4, 6, 1, 1, Padding2D(0), 1, 5, 6),       // 1×1
+            (3, 4, 3, 2, Padding2D(top: 0, left: 0, bottom: 1, right: 1), 1, 8, 9),  // VAE downsample
+            (2, 3, 3, 1, Padding2D(2), 2, 10, 11),     // U²-Net dilated
+            (2, 2, 3, 1, Padding2D(8), 8, 6, 5),       // dilation larger than the image
+        ]
+        for c in configs {
+            let wv = (0..<(c.cout * c.cin * c.k * c.k)).map { _ in rnd() }, bv = (0..<c.cout).map { _ in rnd() }
+            let x = (0..<(c.cin * c.h * c.w)).map { _ in rnd() }
+            let conv = try Conv2d(weight: Tensor(name: "w", shape: [c.cout, c.cin, c.k, c.k], floats: wv),
+                                  bias: Tensor(name: "b", shape: [c.cout], floats: bv), inChannels: c.cin,
+                                  outChannels: c.cout, kernel: (c.k, c.k), stride: c.stride, padding: c.pad, dilation: c.dil)
+            let (ho, wo) = conv.outputSize(height: c.h, width: c.w)
+            var ref = [Double](repeating: 0, count: c.cout * ho * wo)
+            for o in 0..<c.cout { for oy in 0..<ho { for ox in 0..<wo {
+                var acc = Double(bv[o])
+                for i in 0..<c.cin { for ky in 0..<c.k { for kx in 0..<c.k {
+                    let iy = oy * c.stride - c.pad.top + ky * c.dil, ix = ox * c.stride - c.pad.left + kx * c.dil
+                    if iy < 0 || iy >= c.h || ix < 0 || ix >= c.w { continue }
+                    acc += Double(wv[((o * c.cin + i) * c.k + ky) * c.k + kx]) * Double(x[(i * c.h + iy) * c.w + ix])
+                } } }
+                ref[(o * ho + oy) * wo + ox] = acc
+            } } }
+            var out = [Float](repeating: .nan, count: ref.count)
+            x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { conv.forward(xp.baseAddress!, height: c.h, width: c.w, $0.baseAddress!, pool: ThreadPool(threads: 2)) } }
+            XCTAssertLessThan(maxErr(out, ref), 1e-5, "\(c)")
+        }
+    }
+
+    func testGroupNormAndLayerNorm() {
+        let c = 6, hw = 10, groups = 3, eps: Float = 1e-6
+        let x = (0..<(c * hw)).map { _ in rnd() * 3 + 0.5 }, w = (0..<c).map { _ in rnd() }, b = (0..<c).map { _ in rnd() }
+        var ref = [Double](repeating: 0, count: c * hw)
+        for g in 0..<groups {
+            let vals = (g * 2 * hw..<(g + 1) * 2 * hw).map { Double(x[$0]) }
+            let m = vals.reduce(0, +) / Double(vals.count)
+            let v = vals.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(vals.count)
+            for ch in (2 * g)..<(2 * g + 2) { for i in 0..<hw {
+                ref[ch * hw + i] = (Double(x[ch * hw + i]) - m) / (v + Double(eps)).squareRoot() * Double(w[ch]) + Double(b[ch])
+            } }
+        }
+        var out = [Float](repeating: .nan, count: c * hw)
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in b.withUnsafeBufferPointer { bp in
+            out.withUnsafeMutableBufferPointer {
+                groupNorm(xp.baseAddress!, channels: c, spatial: hw, groups: groups, eps: eps, weight: wp.baseAddress,
+                          bias: bp.baseAddress, $0.baseAddress!, pool: ThreadPool(threads: 2))
+            } } } }
+        XCTAssertLessThan(maxErr(out, ref), 2e-6)
+        // LayerNorm = GroupNorm of each row as one group.
+        let ln = LayerNorm(dim: hw, eps: eps, weight: nil, bias: nil)
+        var lo = [Float](repeating: .nan, count: c * hw)
+        x.withUnsafeBufferPointer { xp in lo.withUnsafeMutableBufferPointer { ln.forward(xp.baseAddress!, rows: c, $0.baseAddress!, pool: nil) } }
+        for r in 0..<c {
+            let vals = (0..<hw).map { Double(x[r * hw + $0]) }
+            let m = vals.reduce(0, +) / Double(hw), v = vals.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(hw)
+            for i in 0..<hw { XCTAssertEqual(Double(lo[r * hw + i]), (vals[i] - m) / (v + Double(eps)).squareRoot(), accuracy: 2e-6) }
+        }
+    }
+
+    func testResamplingAndPooling() {
+        let c = 2, h = 5, w = 7
+        let x = (0..<(c * h * w)).map { _ in rnd() }
+        var up = [Float](repeating: .nan, count: c * 4 * h * w)
+        x.withUnsafeBufferPointer { xp in up.withUnsafeMutableBufferPointer { upsampleNearest2x(xp.baseAddress!, channels: c, height: h, width: w, $0.baseAddress!, pool: nil) } }
+        for ch in 0..<c { for y in 0..<(2 * h) { for xx in 0..<(2 * w) {
+            XCTAssertEqual(up[(ch * 2 * h + y) * 2 * w + xx], x[(ch * h + y / 2) * w + xx / 2])
+        } } }
+        // Bilinear, align_corners=False (PyTorch's area-pixel source index, clamped at 0 and the border).
+        for (ho, wo) in [(11, 3), (2, 14), (5, 7)] {
+            var out = [Float](repeating: .nan, count: c * ho * wo)
+            x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { resizeBilinear(xp.baseAddress!, channels: c, height: h, width: w, toHeight: ho, width: wo, $0.baseAddress!, pool: nil) } }
+            for ch in 0..<c { for oy in 0..<ho { for ox in 0..<wo {
+                func src(_ d: Int, _ n: Int, _ m: Int) -> (Int, Int, Double) {
+                    let s = max((Double(d) + 0.5) * Double(n) / Double(m) - 0.5, 0)
+                    let i0 = min(Int(s.rounded(.down)), n - 1)
+                    return (i0, min(i0 + 1, n - 1), s - Double(i0))
+                }
+                let (y0, y1, fy) = src(oy, h, ho), (x0, x1, fx) = src(ox, w, wo)
+                func at(_ y: Int, _ xx: Int) -> Double { Double(x[(ch * h + y) * w + xx]) }
+                let e = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1))
+                XCTAssertEqual(Double(out[(ch * ho + oy) * wo + ox]), e, accuracy: 1e-6)
+            } } }
+        }
+        var pooled = [Float](repeating: .nan, count: c * 3 * 4)
+        let (ph, pw) = x.withUnsafeBufferPointer { xp in pooled.withUnsafeMutableBufferPointer { maxPool2d(xp.baseAddress!, channels: c, height: h, width: w, kernel: 2, ceilMode: true, $0.baseAddress!, pool: nil) } }
+        XCTAssertEqual(ph, 3); XCTAssertEqual(pw, 4)
+        for ch in 0..<c { for oy in 0..<3 { for ox in 0..<4 {
+            var m = -Float.infinity
+            for y in (2 * oy)..<min(2 * oy + 2, h) { for xx in (2 * ox)..<min(2 * ox + 2, w) { m = max(m, x[(ch * h + y) * w + xx]) } }
+            XCTAssertEqual(pooled[(ch * 3 + oy) * 4 + ox], m)
+        } } }
+    }
+
+    /// diffusers' get_timestep_embedding in float64.
+    func testTimestepEmbedding() {
+        let ts: [Float] = [0, 1, 999, 500.5], dim = 9
+        for (flip, shift) in [(true, Float(0)), (false, Float(1))] {
+            var out = [Float](repeating: .nan, count: ts.count * dim)
+            out.withUnsafeMutableBufferPointer { timestepEmbedding(ts, dim: dim, flipSinToCos: flip, downscaleFreqShift: shift, $0.baseAddress!) }
+            let half = dim / 2
+            for (n, t) in ts.enumerated() {
+                for i in 0..<half {
+                    let e = Double(t) * Glibc.exp(-Glibc.log(10000) * Double(i) / (Double(half) - Double(shift)))
+                    let (a, b) = flip ? (Glibc.cos(e), Glibc.sin(e)) : (Glibc.sin(e), Glibc.cos(e))
+                    XCTAssertEqual(Double(out[n * dim + i]), a, accuracy: 2e-4 * max(1, Double(t) / 100))
+                    XCTAssertEqual(Double(out[n * dim + half + i]), b, accuracy: 2e-4 * max(1, Double(t) / 100))
+                }
+                XCTAssertEqual(out[n * dim + dim - 1], 0)
+            }
+        }
+    }
+
+    /// The vectorized GELU (erf8) against glibc's erf in double precision over [-12, 12].
+    func testGeluErfAgainstLibm() {
+        let n = 24_003
+        var x = (0..<n).map { Float(-12 + 24 * Double($0) / Double(n - 1)) }
+        let exact = x.map { 0.5 * Double($0) * (1 + erf(Double($0) / 2.0.squareRoot())) }
+        x.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, n) }
+        for i in 0..<n {
+            XCTAssertLessThanOrEqual(abs(Double(x[i]) - exact[i]), 3e-7 * max(1, abs(exact[i])), "gelu at \(i)")
+        }
+    }
+
+    func testRMSNormBackwardMatchesFiniteDifferences() {
+        let rows = 3, dim = 8
+        var x = (0..<(rows * dim)).map { _ in rnd() }, w = (0..<dim).map { _ in rnd() }
+        let r = (0..<(rows * dim)).map { _ in rnd() }
+        func loss() -> Double {
+            var s = 0.0
+            for i in 0..<rows {
+                let ms = (0..<dim).reduce(0.0) { $0 + Double(x[i * dim + $1]) * Double(x[i * dim + $1]) } / Double(dim)
+                for j in 0..<dim { s += Double(x[i * dim + j]) / (ms + 1e-6).squareRoot() * Double(w[j]) * Double(r[i * dim + j]) }
+            }
+            return s
+        }
+        var out = [Float](repeating: 0, count: rows * dim), rinv = [Float](repeating: 0, count: rows)
+        var dx = [Float](repeating: 0, count: rows * dim), dw = [Float](repeating: 0, count: dim)
+        rmsnorm(x, w, rows: rows, dim: dim, eps: 1e-6, &out, rinv: &rinv)
+        rmsnormBackward(x, w, rinv: rinv, r, rows: rows, dim: dim, dx: &dx, accumulate: false, dw: &dw)
+        for i in 0..<x.count {
+            let x0 = x[i]; x[i] = x0 + 1e-3; let lp = loss(); x[i] = x0 - 1e-3; let lm = loss(); x[i] = x0
+            XCTAssertEqual(Double(dx[i]), (lp - lm) / 2e-3, accuracy: 2e-3)
+        }
+        for j in 0..<dim {
+            let w0 = w[j]; w[j] = w0 + 1e-3; let lp = loss(); w[j] = w0 - 1e-3; let lm = loss(); w[j] = w0
+            XCTAssertEqual(Double(dw[j]), (lp - lm) / 2e-3, accuracy: 2e-3)
+        }
+    }
+}
