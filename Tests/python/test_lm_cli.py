@@ -138,9 +138,11 @@ def test_c_api_generate_text_streams_the_generated_tokens(lib, cli, shared, tmp_
                     ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float), ("min_p", ctypes.c_float),
                     ("repeat_penalty", ctypes.c_float), ("seed", ctypes.c_uint64)]
 
+    # the header's layout: hy_generate_default_params() returns it by value and sets struct_size to its size
     class GenerateParams(ctypes.Structure):
         _fields_ = [("struct_size", ctypes.c_uint32), ("max_tokens", ctypes.c_uint32), ("on_token", ctypes.c_void_p),
-                    ("token_user", ctypes.c_void_p), ("abort", ctypes.c_void_p), ("abort_user", ctypes.c_void_p)]
+                    ("token_user", ctypes.c_void_p), ("abort", ctypes.c_void_p), ("abort_user", ctypes.c_void_p),
+                    ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_size_t)]
 
     TEXT_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t, ctypes.c_void_p)
     lib.hy_sampler_default_params.restype = SamplerParams
