@@ -238,12 +238,173 @@ static PyObject *Session_generate(SessionObject *self, PyObject *args) {
     return Py_BuildValue("(Ni)", list, (int)reason);
 }
 
+/* eval(ids, should_abort=None) -> None: appends ids to the cache (no logits copied out). */
+static PyObject *Session_eval(SessionObject *self, PyObject *args) {
+    PyObject *seq, *should_abort = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &seq, &should_abort)) return NULL;
+    size_t n = 0;
+    int32_t *ids = ids_from_sequence(seq, &n);
+    if (ids == NULL) return NULL;
+    hy_session *s = session_acquire(self);
+    if (s == NULL) {
+        PyMem_Free(ids);
+        return NULL;
+    }
+    CallbackState cs = {NULL, should_abort == Py_None ? NULL : should_abort, 0, NULL, NULL, NULL, is_main_thread()};
+    hy_eval_params ep = hy_eval_default_params();
+    ep.abort = abort_cb;
+    ep.abort_user = &cs;
+    hy_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_session_eval(s, ids, n, &ep);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(ids);
+    self->busy = 0;
+    if (cs.failed) {
+        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
+        return NULL;
+    }
+    if (st != HY_OK) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+/* The text of one generate_text call: every piece is appended here (without the GIL, so with malloc)
+   and, when on_text is set, also handed to it. */
+typedef struct {
+    CallbackState *cs;
+    PyObject *on_text; /* callable(str) -> bool, or NULL */
+    char *buf;
+    size_t len, cap;
+    int out_of_memory;
+} TextState;
+
+static bool on_text_cb(const char *piece, size_t len, void *user) {
+    TextState *ts = (TextState *)user;
+    if (ts->len + len > ts->cap) {
+        size_t cap = ts->cap ? ts->cap * 2 : 256;
+        while (cap < ts->len + len) cap *= 2;
+        char *b = (char *)realloc(ts->buf, cap);
+        if (b == NULL) {
+            ts->out_of_memory = 1;
+            return false;
+        }
+        ts->buf = b;
+        ts->cap = cap;
+    }
+    memcpy(ts->buf + ts->len, piece, len);
+    ts->len += len;
+    if (ts->on_text == NULL) return true;
+    PyGILState_STATE g = PyGILState_Ensure();
+    bool more = true;
+    PyObject *arg = PyUnicode_DecodeUTF8(piece, (Py_ssize_t)len, "replace");
+    PyObject *r = arg ? PyObject_CallFunctionObjArgs(ts->on_text, arg, NULL) : NULL;
+    Py_XDECREF(arg);
+    if (r == NULL) {
+        save_exception(ts->cs);
+        more = false;
+    } else {
+        more = PyObject_IsTrue(r) != 0;
+        Py_DECREF(r);
+    }
+    PyGILState_Release(g);
+    return more;
+}
+
+/* generate_text(tokenizer, prompt: bytes, flags, max_tokens, sampler tuple or None, stop: sequence of
+ * str, on_text, should_abort) -> (text, n_tokens, reason): hy_generate_text. */
+static PyObject *Session_generate_text(SessionObject *self, PyObject *args) {
+    PyObject *tokenizer, *sampler, *stop, *on_text, *should_abort;
+    const char *prompt;
+    Py_ssize_t prompt_len;
+    unsigned int flags, max_tokens;
+    if (!PyArg_ParseTuple(args, "O!y#IIOOOO", (PyTypeObject *)TokenizerType, &tokenizer, &prompt, &prompt_len, &flags,
+                          &max_tokens, &sampler, &stop, &on_text, &should_abort))
+        return NULL;
+    hy_tokenizer *tok = tokenizer_get((TokenizerObject *)tokenizer);
+    if (tok == NULL) return NULL;
+    hy_sampler_params sp = hy_sampler_default_params();
+    int greedy = 0;
+    unsigned long long seed = 0;
+    if (sampler != Py_None) {
+        if (!PyArg_ParseTuple(sampler, "pfifffK", &greedy, &sp.temperature, &sp.top_k, &sp.top_p, &sp.min_p,
+                              &sp.repeat_penalty, &seed))
+            return NULL;
+    }
+    sp.greedy = greedy != 0;
+    sp.seed = seed;
+    /* the stop strings as UTF-8 bytes objects (kept alive by `stops` until the call returns) */
+    PyObject *stops = PySequence_Tuple(stop);
+    if (stops == NULL) return NULL;
+    Py_ssize_t n_stop = PyTuple_Size(stops);
+    const char **stop_ptrs = (const char **)PyMem_Malloc((size_t)(n_stop ? n_stop : 1) * sizeof(char *));
+    PyObject *encoded = PyTuple_New(n_stop);
+    if (stop_ptrs == NULL || encoded == NULL) {
+        PyMem_Free(stop_ptrs);
+        Py_XDECREF(encoded);
+        Py_DECREF(stops);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n_stop; i++) {
+        PyObject *b = PyUnicode_AsUTF8String(PyTuple_GetItem(stops, i));
+        if (b == NULL || (size_t)PyBytes_Size(b) != strlen(PyBytes_AsString(b))) {
+            if (b != NULL) PyErr_Format(PyExc_ValueError, "stop string %zd contains a NUL character", i);
+            Py_XDECREF(b);
+            PyMem_Free(stop_ptrs);
+            Py_DECREF(encoded);
+            Py_DECREF(stops);
+            return NULL;
+        }
+        PyTuple_SetItem(encoded, i, b);
+        stop_ptrs[i] = PyBytes_AsString(b);
+    }
+    Py_DECREF(stops);
+    hy_session *s = session_acquire(self);
+    if (s == NULL) {
+        PyMem_Free(stop_ptrs);
+        Py_DECREF(encoded);
+        return NULL;
+    }
+    CallbackState cs = {NULL, should_abort == Py_None ? NULL : should_abort, 0, NULL, NULL, NULL, is_main_thread()};
+    TextState ts = {&cs, on_text == Py_None ? NULL : on_text, NULL, 0, 0, 0};
+    hy_generate_params gp = hy_generate_default_params();
+    gp.max_tokens = max_tokens;
+    gp.abort = abort_cb;
+    gp.abort_user = &cs;
+    gp.stop = stop_ptrs;
+    gp.n_stop = (size_t)n_stop;
+    size_t n_out = 0;
+    hy_stop_reason reason = HY_STOP_MAX_TOKENS;
+    hy_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_generate_text(s, tok, prompt, (size_t)prompt_len, flags, &gp, sampler == Py_None ? NULL : &sp, on_text_cb,
+                          &ts, &n_out, &reason);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    PyMem_Free(stop_ptrs);
+    Py_DECREF(encoded);
+    PyObject *result = NULL;
+    if (cs.failed) {
+        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
+    } else if (ts.out_of_memory) {
+        PyErr_NoMemory();
+    } else if (st != HY_OK) {
+        raise_status(st);
+    } else {
+        PyObject *text = PyUnicode_DecodeUTF8(ts.buf ? ts.buf : "", (Py_ssize_t)ts.len, "replace");
+        if (text != NULL) result = Py_BuildValue("(Nni)", text, (Py_ssize_t)n_out, (int)reason);
+    }
+    free(ts.buf);
+    return result;
+}
+
 static PyMethodDef Session_methods[] = {
     {"close", (PyCFunction)Session_close, METH_NOARGS, "Free the session."},
     {"reset", (PyCFunction)Session_reset, METH_NOARGS, "Forget every cached token."},
     {"n_past", (PyCFunction)Session_n_past, METH_NOARGS, "Tokens in the cache."},
+    {"eval", (PyCFunction)Session_eval, METH_VARARGS, "Append ids to the cache."},
     {"logits", (PyCFunction)Session_logits, METH_VARARGS, "Evaluate ids; float32 logits of every position."},
     {"generate", (PyCFunction)Session_generate, METH_VARARGS, "Generate from ids."},
+    {"generate_text", (PyCFunction)Session_generate_text, METH_VARARGS, "Generate text (hy_generate_text)."},
     {NULL, NULL, 0, NULL},
 };
 
