@@ -342,9 +342,10 @@ typedef struct hy_generate_params {
                                          before every layer; on the calling thread */
     void *abort_user;
     const char *const *stop;          /* hy_generate_text: stop strings stop[0 .. n_stop), each
-                                         NUL-terminated, non-empty UTF-8; may be NULL when n_stop is 0.
-                                         hy_generate neither reads nor checks stop and n_stop. */
-    size_t n_stop;                    /* default 0 */
+                                         NUL-terminated, non-empty UTF-8, read during the call only;
+                                         may be NULL when n_stop is 0. hy_generate neither reads nor
+                                         checks stop and n_stop. */
+    size_t n_stop;                    /* default 0; at most 65536 */
 } hy_generate_params;
 
 HY_API hy_generate_params hy_generate_default_params(void);
