@@ -325,7 +325,9 @@ HY_API hy_sampler_params hy_model_sampler_params(const hy_model *model);
 typedef enum hy_stop_reason {
     HY_STOP_MAX_TOKENS = 0,           /* max_tokens generated */
     HY_STOP_EOS = 1,                  /* an end-of-sequence token was generated (it is reported) */
-    HY_STOP_CALLBACK = 2              /* the token callback returned false */
+    HY_STOP_CALLBACK = 2,             /* the token callback (or hy_generate_text's text callback)
+                                         returned false */
+    HY_STOP_STRING = 3                /* hy_generate_text: the text reached one of params->stop */
 } hy_stop_reason;
 
 /* Receives each generated token on the calling thread, before it is decoded. Return false to stop. */
@@ -339,6 +341,11 @@ typedef struct hy_generate_params {
     hy_abort_callback abort;          /* optional; polled before every token and, during the prompt,
                                          before every layer; on the calling thread */
     void *abort_user;
+    const char *const *stop;          /* hy_generate_text: stop strings stop[0 .. n_stop), each
+                                         NUL-terminated, non-empty UTF-8, read during the call only;
+                                         may be NULL when n_stop is 0. hy_generate neither reads nor
+                                         checks stop and n_stop. */
+    size_t n_stop;                    /* default 0; at most 65536 */
 } hy_generate_params;
 
 HY_API hy_generate_params hy_generate_default_params(void);
@@ -361,16 +368,26 @@ HY_API hy_status hy_generate(hy_session *session, const int32_t *tokens, size_t 
  * valid only during the call; called on the calling thread. Return false to stop. */
 typedef bool (*hy_text_callback)(const char *piece, size_t len, void *user);
 
-/* Text in, text out: encodes prompt[0 .. prompt_len) as a generation prompt, generates as
- * hy_generate — stopping at the model's eos ids and the tokenizer's stop ids — and streams the
- * text through on_text (optional).
+/* Text in, text out: encodes prompt[0 .. prompt_len) as a generation prompt, appends it to the
+ * session, generates as hy_generate — stopping at the model's eos ids and the tokenizer's stop ids —
+ * and streams the text through on_text (optional).
  * tokenize_flags (hy_tokenize_flags): 0 (HY_TOKENIZE_NONE, recommended) encodes `<|startoftext|>` +
  * the text with special surface forms kept as plain text, so untrusted text cannot forge control
  * tokens; HY_TOKENIZE_PARSE_SPECIAL also turns special surface forms into their ids (trusted prompts
- * only); HY_TOKENIZE_WRAP uses the official encode's full wrap, which also appends `<|endoftext|>`.
+ * only); HY_TOKENIZE_WRAP uses the official encode's full wrap, which also appends `<|endoftext|>`;
+ * HY_TOKENIZE_CONTINUE encodes the text alone, continuing what the session holds (e.g. after a chat
+ * prompt evaluated with hy_session_eval; an empty prompt then continues from the session's logits).
+ * Stop strings (params->stop): generation ends as soon as the generated text contains one of them
+ * (reason HY_STOP_STRING); the earliest occurrence wins, and it and everything after it are never
+ * passed to on_text. Until then, a tail of the text that could still be the start of a stop string is
+ * held back and passed on once it cannot (or when generation ends for another reason). Text is
+ * matched after decoding: special tokens produce none, so a stop string never matches them.
  * params->on_token, when set, also receives every id. *n_out (optional) receives the number of
- * generated tokens, also when the call fails part-way. A prompt id the model's vocabulary lacks is
- * HY_ERR_INVALID_ARGUMENT (tokenizer and model do not belong together). */
+ * generated tokens (including the stop id or the tokens that completed a stop string), also when the
+ * call fails part-way; on such a failure the text already passed to on_text stays passed and held-back
+ * text is dropped. Errors: HY_ERR_INVALID_ARGUMENT for a NULL, non-UTF-8 or empty stop string (its
+ * index named) or unknown flag bits; a prompt id the model's vocabulary lacks is
+ * HY_ERR_INVALID_ARGUMENT (tokenizer and model do not belong together); else as hy_generate. */
 HY_API hy_status hy_generate_text(hy_session *session, const struct hy_tokenizer *tokenizer,
                                   const char *prompt, size_t prompt_len, uint32_t tokenize_flags,
                                   const hy_generate_params *params, const hy_sampler_params *sampler,
@@ -404,7 +421,10 @@ typedef enum hy_tokenize_flags {
      * allowed_special="all"). Leave it off for text from an untrusted user: then "<|eos|>" is
      * encoded as ordinary characters and cannot forge a control token. */
     HY_TOKENIZE_PARSE_SPECIAL = 2,
-    HY_TOKENIZE_DEFAULT = 3
+    HY_TOKENIZE_DEFAULT = 3,
+    /* hy_generate_text only (hy_tokenize refuses it; not with HY_TOKENIZE_WRAP): no <|startoftext|>,
+     * the prompt continues the text the session already holds. */
+    HY_TOKENIZE_CONTINUE = 4
 } hy_tokenize_flags;
 
 /* Loads a tokenizer. path: an hy.tiktoken file or a folder holding one (a checkpoint folder).

@@ -230,7 +230,7 @@ public func hy_model_sampler_params_impl(_ m: OpaquePointer?) -> hy_sampler_para
 @_cdecl("hy_generate_default_params")
 public func hy_generate_default_params_impl() -> hy_generate_params {
     hy_generate_params(struct_size: UInt32(MemoryLayout<hy_generate_params>.size), max_tokens: 128,
-                       on_token: nil, token_user: nil, abort: nil, abort_user: nil)
+                       on_token: nil, token_user: nil, abort: nil, abort_user: nil, stop: nil, n_stop: 0)
 }
 
 @_cdecl("hy_generate")
@@ -259,9 +259,42 @@ public func hy_generate_impl(_ s: OpaquePointer?, _ tokens: UnsafePointer<Int32>
             count += 1
             return cb?(id, tu) ?? true
         }, shouldAbort: ab.map { f in { f(au) } })
-        reason?.pointee = hy_stop_reason(rawValue: UInt32(r.reason.rawValue))
+        reason?.pointee = cStopReason(r.reason)
         h.publish(all: false)
     }
+}
+
+/// The C value of a stop reason (hy_stop_reason's numbering is the header's, fixed forever).
+private func cStopReason(_ r: StopReason) -> hy_stop_reason {
+    switch r {
+    case .maxTokens: return HY_STOP_MAX_TOKENS
+    case .eos: return HY_STOP_EOS
+    case .callback: return HY_STOP_CALLBACK
+    case .stopString: return HY_STOP_STRING
+    }
+}
+
+/// The prompt framing and special parsing of hy_generate_text's tokenize_flags.
+private func promptFlagsArg(_ flags: UInt32) throws -> (TextGenerator.Framing, parseSpecial: Bool) {
+    let wrap = HY_TOKENIZE_WRAP.rawValue, special = HY_TOKENIZE_PARSE_SPECIAL.rawValue
+    let cont = HY_TOKENIZE_CONTINUE.rawValue
+    guard flags & ~(wrap | special | cont) == 0 else {
+        throw HYError.invalidArgument("unknown tokenize flag bits 0x\(String(flags, radix: 16))")
+    }
+    guard flags & wrap == 0 || flags & cont == 0 else {
+        throw HYError.invalidArgument("HY_TOKENIZE_WRAP and HY_TOKENIZE_CONTINUE exclude each other")
+    }
+    let framing: TextGenerator.Framing = flags & wrap != 0 ? .wrap : flags & cont != 0 ? .continuation : .plain
+    return (framing, flags & special != 0)
+}
+
+/// hy_generate_params.stop[0 ..< n_stop] as Swift strings (NULL entries and bad UTF-8 refused here,
+/// empty strings by TextGenerator).
+private func stopStringsArg(_ stop: UnsafePointer<UnsafePointer<CChar>?>?, _ n: Int) throws -> [String] {
+    guard n > 0 else { return [] }
+    guard n <= 1 << 16 else { throw HYError.invalidArgument("hy_generate_params.n_stop \(n) is out of range") }
+    guard let stop else { throw HYError.invalidArgument("hy_generate_params.stop is NULL with n_stop \(n)") }
+    return try (0..<n).map { try utf8Arg(stop[$0], "hy_generate_params.stop[\($0)]") }
 }
 
 @_cdecl("hy_generate_text")
@@ -275,40 +308,28 @@ public func hy_generate_text_impl(_ s: OpaquePointer?, _ t: OpaquePointer?, _ pr
     return guarded {
         let h = try sessionArg(s)
         guard let tok = handleObject(t, Tokenizer.self) else { throw HYError.invalidArgument("tokenizer is NULL") }
-        guard flags & ~UInt32(3) == 0 else { throw HYError.invalidArgument("unknown tokenize flag bits 0x\(String(flags, radix: 16))") }
+        let (framing, parseSpecial) = try promptFlagsArg(flags)
         guard promptLen >= 0, promptLen == 0 || prompt != nil else { throw HYError.invalidArgument("prompt is NULL") }
         let p = try readParams(params, defaults: hy_generate_default_params_impl(), minimum: 8, "hy_generate_params")
         let sp = try readParams(sampler, defaults: cSamplerParams(SamplerParams(h.session.model.generation)),
                                 minimum: 8, "hy_sampler_params")
-        let text = UnsafeRawBufferPointer(start: prompt, count: promptLen)
-        let ids: [Int32]
-        if flags & 1 != 0 {
-            ids = try tok.encode(bytes: text, wrap: true, parseSpecial: flags & 2 != 0)
-        } else {
-            var v: [Int32] = [tok.startOfText]
-            try tok.appendEncoded(text, parseSpecial: flags & 2 != 0, to: &v)
-            ids = v
-        }
+        let gen = try TextGenerator(tokenizer: tok, stopStrings: try stopStringsArg(p.stop, Int(p.n_stop)))
+        let ids = try gen.encodePrompt(UnsafeRawBufferPointer(start: prompt, count: promptLen), framing: framing,
+                                       parseSpecial: parseSpecial)
         var o = GenerateOptions()
         o.maxTokens = Int(p.max_tokens)
         o.sampler = samplerParams(sp)
-        o.eosTokenIds = Array(Set(h.session.model.eosTokenIds + tok.stopIds.map(Int.init)))
-        var detok = StreamingDetokenizer(tokenizer: tok, skipSpecial: true)
         var count = 0
         let cb = p.on_token, tu = p.token_user, ab = p.abort, au = p.abort_user
         defer { nOut?.pointee = count }
-        func emit(_ text: String) -> Bool {
-            guard let onText, !text.isEmpty else { return true }
-            var t = text
-            return t.withUTF8 { b in b.withMemoryRebound(to: CChar.self) { onText($0.baseAddress, $0.count, textUser) } }
-        }
-        let r = try Generator.generate(session: h.session, prompt: ids, options: o, onToken: { id in
+        let r = try gen.generate(session: h.session, prompt: ids, options: o, onToken: { id in
             count += 1
-            let more = cb?(id, tu) ?? true
-            return emit(detok.push(id)) && more
-        }, shouldAbort: ab.map { f in { f(au) } })
-        _ = emit(detok.flush())
-        reason?.pointee = hy_stop_reason(rawValue: UInt32(r.reason.rawValue))
+            return cb?(id, tu) ?? true
+        }, onText: onText.map { f in { piece in
+            var t = piece
+            return t.withUTF8 { b in b.withMemoryRebound(to: CChar.self) { f($0.baseAddress, $0.count, textUser) } }
+        } }, shouldAbort: ab.map { f in { f(au) } })
+        reason?.pointee = cStopReason(r.reason)
         h.publish(all: false)
     }
 }

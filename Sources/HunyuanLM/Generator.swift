@@ -4,8 +4,10 @@ import HunyuanNN
 public enum StopReason: Int32, Sendable {
     case maxTokens = 0
     case eos = 1
-    /// The per-token callback asked to stop.
+    /// The per-token (or, in `TextGenerator`, per-text) callback asked to stop.
     case callback = 2
+    /// The generated text reached a stop string (`TextGenerator` only).
+    case stopString = 3
 }
 
 /// Options of one generation run.

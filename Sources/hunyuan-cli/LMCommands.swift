@@ -65,17 +65,20 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("ctx"), help: "Context length (0 = model default).") var contextLength = 0
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
     @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = "f32"
+    @Option(name: .customLong("stop"), help: ArgumentHelp("With --prompt: stop when the text contains this string "
+            + "(not printed). Repeatable.", valueName: "STR")) var stop: [String] = []
 
     func run() throws {
         try runReporting {
             guard (tokens == nil) != (prompt == nil) else { throw HYError.invalidArgument("give exactly one of --tokens and --prompt") }
+            guard stop.isEmpty || prompt != nil else { throw HYError.invalidArgument("--stop needs --prompt") }
             let kv = try parseKVType(kvType)
-            var detok: StreamingDetokenizer? = nil
+            var text: TextGenerator? = nil
             let ids: [Int32]
             if let prompt {
-                let tk = try Tokenizer.load(path: tokenizer ?? model)
-                ids = try tk.encodePrompt(prompt)
-                detok = StreamingDetokenizer(tokenizer: tk, skipSpecial: true)
+                let g = try TextGenerator(tokenizer: try Tokenizer.load(path: tokenizer ?? model), stopStrings: stop)
+                ids = try g.encodePrompt(prompt)
+                text = g
             } else {
                 ids = try parseTokenList(tokens ?? "")
             }
@@ -95,24 +98,30 @@ struct GenerateCommand: ParsableCommand {
             p.seed = seed
             o.sampler = p
             var out = StdoutWriter()
-            var first = true
             let started = monotonicSeconds()
-            let r = try Generator.generate(session: s, prompt: ids, options: o, onToken: { id in
-                if detok != nil {
-                    out.write(detok!.push(id))
-                } else {
+            let reason: StopReason, count: Int
+            if let text {
+                let r = try text.generate(session: s, prompt: ids, options: o, onText: { piece in
+                    out.write(piece)
+                    out.flush()
+                    return true
+                })
+                reason = r.reason; count = r.tokens.count
+            } else {
+                var first = true
+                let r = try Generator.generate(session: s, prompt: ids, options: o, onToken: { id in
                     out.write(first ? "\(id)" : " \(id)")
-                }
-                first = false
-                out.flush()
-                return true
-            })
-            if detok != nil { out.write(detok!.flush()) }
+                    first = false
+                    out.flush()
+                    return true
+                })
+                reason = r.reason; count = r.tokens.count
+            }
             out.write("\n")
             out.flush()
             let seconds = monotonicSeconds() - started
-            let rate = seconds > 0 ? Double(r.tokens.count) / seconds : 0
-            writeStderr("stop: \(r.reason), \(r.tokens.count) tokens, prompt \(ids.count) tokens, "
+            let rate = seconds > 0 ? Double(count) / seconds : 0
+            writeStderr("stop: \(reason), \(count) tokens, prompt \(ids.count) tokens, "
                         + "\(Int(rate.rounded())) tokens/s overall\n")
         }
     }

@@ -3,6 +3,7 @@
  * Compiled with -std=c99 -Wall -Wextra -Werror -pedantic; loads the library with dlopen.
  * usage: test_lm LIBRARY SHARED_DIR SCRATCH_DIR */
 #define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
 #include <stdint.h>
 
 #include "abi_test.h"
@@ -11,6 +12,82 @@ static bool abort_after_two(void *user) {
     int *polls = (int *)user;
     *polls += 1;
     return *polls > 2;
+}
+
+/* Collects hy_generate_text's pieces into one NUL-terminated string and checks that no piece is
+ * empty; `stop_after` > 0 makes the callback refuse after that many pieces. */
+typedef struct {
+    char text[4096];
+    size_t len;
+    int pieces, empty_pieces, stop_after;
+} TextSink;
+
+static bool collect_text(const char *piece, size_t len, void *user) {
+    TextSink *t = (TextSink *)user;
+    if (len == 0) t->empty_pieces++;
+    if (t->len + len < sizeof t->text) {
+        memcpy(t->text + t->len, piece, len);
+        t->len += len;
+        t->text[t->len] = '\0';
+    }
+    t->pieces++;
+    return t->stop_after == 0 || t->pieces < t->stop_after;
+}
+
+/* The ids of one hy_generate_text call, in order. */
+typedef struct {
+    int32_t ids[256];
+    size_t n;
+} IdSink;
+
+static bool collect_id(int32_t token, void *user) {
+    IdSink *s = (IdSink *)user;
+    if (s->n < 256) s->ids[s->n] = token;
+    s->n++;
+    return true;
+}
+
+/* The first published layout of hy_generate_params (without stop / n_stop): an old caller's struct. */
+typedef struct {
+    uint32_t struct_size;
+    uint32_t max_tokens;
+    hy_token_callback on_token;
+    void *token_user;
+    hy_abort_callback abort;
+    void *abort_user;
+} generate_params_v1;
+
+/* Resolved in main (LOAD declares locals) for the helpers below. */
+static __typeof__(&hy_generate_text) g_generate_text;
+static __typeof__(&hy_generate_default_params) g_generate_default_params;
+static __typeof__(&hy_session_reset) g_session_reset;
+static __typeof__(&hy_sampler_default_params) g_sampler_default_params;
+
+/* Greedy text from "ROMEO:" on a fresh session with `stop[0 .. n_stop)`; the ids go to *ids. */
+static hy_status generate_greedy(hy_session *s, const hy_tokenizer *tok, const char *const *stop, size_t n_stop,
+                                 uint32_t max_tokens, TextSink *text, IdSink *ids, size_t *n_out, hy_stop_reason *why) {
+    memset(text, 0, sizeof *text);
+    memset(ids, 0, sizeof *ids);
+    g_session_reset(s);
+    hy_sampler_params greedy = g_sampler_default_params();
+    greedy.greedy = true;
+    hy_generate_params gp = g_generate_default_params();
+    gp.max_tokens = max_tokens;
+    gp.on_token = collect_id;
+    gp.token_user = ids;
+    gp.stop = stop;
+    gp.n_stop = n_stop;
+    return g_generate_text(s, tok, "ROMEO:", 6, HY_TOKENIZE_NONE, &gp, &greedy, collect_text, text, n_out, why);
+}
+
+/* The number of leading ids whose pieces cover the first `len` bytes of the text (pieces[i] bytes each). */
+static size_t tokens_covering(const size_t *piece_len, size_t n, size_t len) {
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum += piece_len[i];
+        if (sum >= len) return i + 1;
+    }
+    return n;
 }
 
 static int g_streamed = 0;
@@ -37,7 +114,8 @@ int main(int argc, char **argv) {
     LOAD(hy_eval_default_params); LOAD(hy_session_eval); LOAD(hy_session_logits);
     LOAD(hy_sampler_default_params); LOAD(hy_model_sampler_params);
     LOAD(hy_generate_default_params); LOAD(hy_generate); LOAD(hy_generate_text);
-    LOAD(hy_tokenizer_load); LOAD(hy_tokenizer_free); LOAD(hy_model_tokenizer);
+    LOAD(hy_tokenizer_load); LOAD(hy_tokenizer_free); LOAD(hy_model_tokenizer); LOAD(hy_token_to_piece);
+    LOAD(hy_tokenize);
 
     FILE *probe = fopen(refpath, "rb");
     if (probe == NULL) {
@@ -205,6 +283,152 @@ int main(int argc, char **argv) {
             tgp.max_tokens = 8;
             EXPECT_STATUS(p_hy_generate_text(ts, ttok, "ROMEO:", 6, 0, &tgp, NULL, NULL, NULL, &n_gen, NULL), HY_OK);
             CHECK(n_gen >= 1 && n_gen <= 8, "built-in model generated %zu tokens", n_gen);
+            /* Stop strings. The oracle is the text generated without them, cut before the first
+             * occurrence; the count of tokens comes from the ids' own pieces (hy_token_to_piece). */
+            g_generate_text = p_hy_generate_text;
+            g_generate_default_params = p_hy_generate_default_params;
+            g_session_reset = p_hy_session_reset;
+            g_sampler_default_params = p_hy_sampler_default_params;
+            TextSink full, cut;
+            IdSink full_ids, cut_ids;
+            size_t n_full = 0, n_cut = 0;
+            hy_stop_reason why_full = HY_STOP_STRING, why_cut = HY_STOP_EOS;
+            EXPECT_STATUS(generate_greedy(ts, ttok, NULL, 0, 48, &full, &full_ids, &n_full, &why_full), HY_OK);
+            CHECK(n_full == full_ids.n && full.len >= 40 && full.empty_pieces == 0, "n %zu text %zu bytes", n_full, full.len);
+            CHECK(why_full == HY_STOP_MAX_TOKENS || why_full == HY_STOP_EOS, "reason %d", (int)why_full);
+            size_t piece_len[256] = {0}, offset[257] = {0};
+            for (size_t i = 0; i < full_ids.n && i < 256; i++) {
+                char piece[64];
+                EXPECT_STATUS(p_hy_token_to_piece(ttok, full_ids.ids[i], piece, sizeof piece, &piece_len[i]), HY_OK);
+                offset[i + 1] = offset[i] + piece_len[i];
+            }
+            CHECK(offset[full_ids.n] == full.len, "pieces %zu bytes, text %zu", offset[full_ids.n], full.len);
+
+            /* (a) a stop string in the middle of the text */
+            char mid[8] = {0};
+            memcpy(mid, full.text + full.len / 2, 3);
+            const char *stops_a[] = {mid};
+            size_t at = (size_t)(strstr(full.text, mid) - full.text);
+            EXPECT_STATUS(generate_greedy(ts, ttok, stops_a, 1, 48, &cut, &cut_ids, &n_cut, &why_cut), HY_OK);
+            CHECK(cut.len == at && memcmp(cut.text, full.text, at) == 0, "stop \"%s\": got \"%s\", expected %zu bytes of \"%s\"",
+                  mid, cut.text, at, full.text);
+            CHECK(why_cut == HY_STOP_STRING, "reason %d", (int)why_cut);
+            CHECK(n_cut == tokens_covering(piece_len, full_ids.n, at + strlen(mid)), "n_out %zu", n_cut);
+            CHECK(n_cut == cut_ids.n && memcmp(cut_ids.ids, full_ids.ids, n_cut * sizeof(int32_t)) == 0, "same ids");
+
+            /* (b) a stop string made of the last byte of one token and the first of the next */
+            size_t k = 0;
+            for (size_t i = full_ids.n / 3; i + 1 < full_ids.n && k == 0; i++)
+                if (piece_len[i] >= 1 && piece_len[i + 1] >= 1 && (unsigned char)full.text[offset[i + 1] - 1] < 0x80 &&
+                    (unsigned char)full.text[offset[i + 1]] < 0x80)
+                    k = i + 1;
+            CHECK(k > 0, "no two ASCII tokens in \"%s\"", full.text);
+            char span[3] = {full.text[offset[k] - 1], full.text[offset[k]], 0};
+            const char *stops_b[] = {span};
+            at = (size_t)(strstr(full.text, span) - full.text);
+            CHECK(at <= offset[k] - 1, "first occurrence");
+            EXPECT_STATUS(generate_greedy(ts, ttok, stops_b, 1, 48, &cut, &cut_ids, &n_cut, &why_cut), HY_OK);
+            CHECK(cut.len == at && memcmp(cut.text, full.text, at) == 0 && why_cut == HY_STOP_STRING,
+                  "stop \"%s\": got \"%s\" (reason %d)", span, cut.text, (int)why_cut);
+            CHECK(n_cut == tokens_covering(piece_len, full_ids.n, at + 2), "n_out %zu", n_cut);
+
+            /* (c) several stop strings: the earliest occurrence wins, whatever the order; one that never
+             * occurs changes nothing */
+            const char *stops_c[] = {"\x01never", mid, span};
+            size_t first = (size_t)(strstr(full.text, mid) - full.text);
+            if (at < first) first = at;
+            EXPECT_STATUS(generate_greedy(ts, ttok, stops_c, 3, 48, &cut, &cut_ids, &n_cut, &why_cut), HY_OK);
+            CHECK(cut.len == first && memcmp(cut.text, full.text, first) == 0, "earliest: got %zu bytes, expected %zu",
+                  cut.len, first);
+            const char *stops_none[] = {"\x01never"};
+            EXPECT_STATUS(generate_greedy(ts, ttok, stops_none, 1, 48, &cut, &cut_ids, &n_cut, &why_cut), HY_OK);
+            CHECK(cut.len == full.len && strcmp(cut.text, full.text) == 0 && why_cut == why_full && n_cut == n_full,
+                  "an absent stop string changed the output");
+            /* a stop string longer than the text: held back until the end, then emitted */
+            const char *stops_long[] = {full.text};
+            char longer[4200];
+            snprintf(longer, sizeof longer, "%sXYZ", full.text);
+            stops_long[0] = longer;
+            EXPECT_STATUS(generate_greedy(ts, ttok, stops_long, 1, 48, &cut, &cut_ids, &n_cut, &why_cut), HY_OK);
+            CHECK(strcmp(cut.text, full.text) == 0 && cut.pieces == 1, "held back: %d pieces", cut.pieces);
+
+            /* (d) bad stop arguments: HY_ERR_INVALID_ARGUMENT naming the problem, nothing generated */
+            const char *null_entry[] = {"ok", NULL};
+            const char *bad_utf8[] = {"\xff\xfe"};
+            const char *empty[] = {"ok", ""};
+            EXPECT_STATUS(generate_greedy(ts, ttok, NULL, 2, 8, &cut, &cut_ids, &n_cut, &why_cut), HY_ERR_INVALID_ARGUMENT);
+            CHECK(strstr(p_hy_last_error(), "stop") != NULL && cut_ids.n == 0 && n_cut == 0, "%s", p_hy_last_error());
+            EXPECT_STATUS(generate_greedy(ts, ttok, null_entry, 2, 8, &cut, &cut_ids, &n_cut, &why_cut), HY_ERR_INVALID_ARGUMENT);
+            CHECK(strstr(p_hy_last_error(), "stop[1]") != NULL && cut_ids.n == 0, "%s", p_hy_last_error());
+            EXPECT_STATUS(generate_greedy(ts, ttok, bad_utf8, 1, 8, &cut, &cut_ids, &n_cut, &why_cut), HY_ERR_INVALID_ARGUMENT);
+            CHECK(strstr(p_hy_last_error(), "UTF-8") != NULL && cut_ids.n == 0, "%s", p_hy_last_error());
+            EXPECT_STATUS(generate_greedy(ts, ttok, empty, 2, 8, &cut, &cut_ids, &n_cut, &why_cut), HY_ERR_INVALID_ARGUMENT);
+            CHECK(strstr(p_hy_last_error(), "empty") != NULL && cut_ids.n == 0, "%s", p_hy_last_error());
+
+            /* (e) old callers: a struct_size without stop / n_stop works and reads nothing beyond it */
+            hy_sampler_params greedy2 = p_hy_sampler_default_params();
+            greedy2.greedy = true;
+            generate_params_v1 v1;
+            memset(&v1, 0, sizeof v1);
+            v1.struct_size = sizeof v1;
+            v1.max_tokens = 48;
+            p_hy_session_reset(ts);
+            memset(&cut, 0, sizeof cut);
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "ROMEO:", 6, 0, (const hy_generate_params *)(const void *)&v1,
+                                             &greedy2, collect_text, &cut, &n_cut, &why_cut), HY_OK);
+            CHECK(strcmp(cut.text, full.text) == 0 && n_cut == n_full, "v1 struct: \"%s\"", cut.text);
+            hy_generate_params trunc = p_hy_generate_default_params();
+            trunc.struct_size = (uint32_t)offsetof(hy_generate_params, stop);
+            trunc.max_tokens = 48;
+            trunc.stop = null_entry; /* beyond struct_size: never read */
+            trunc.n_stop = 99;
+            p_hy_session_reset(ts);
+            memset(&cut, 0, sizeof cut);
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "ROMEO:", 6, 0, &trunc, &greedy2, collect_text, &cut, &n_cut,
+                                             &why_cut), HY_OK);
+            CHECK(strcmp(cut.text, full.text) == 0, "short struct_size: \"%s\"", cut.text);
+            /* hy_generate neither reads nor checks the stop fields */
+            hy_generate_params ids_only = p_hy_generate_default_params();
+            ids_only.max_tokens = 4;
+            ids_only.stop = NULL;
+            ids_only.n_stop = 3;
+            int32_t four[4];
+            size_t n_four = 0;
+            p_hy_session_reset(ts);
+            EXPECT_STATUS(p_hy_generate(ts, full_ids.ids, 2, &ids_only, &greedy2, four, 4, &n_four, NULL), HY_OK);
+            CHECK(n_four == 4, "hy_generate with stop fields: %zu tokens", n_four);
+
+            /* (f) the text callback refusing: HY_STOP_CALLBACK, nothing more passed on */
+            p_hy_session_reset(ts);
+            memset(&cut, 0, sizeof cut);
+            cut.stop_after = 2;
+            hy_generate_params gp2 = p_hy_generate_default_params();
+            gp2.max_tokens = 48;
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "ROMEO:", 6, 0, &gp2, &greedy2, collect_text, &cut, &n_cut,
+                                             &why_cut), HY_OK);
+            CHECK(cut.pieces == 2 && why_cut == HY_STOP_CALLBACK && n_cut < n_full, "pieces %d reason %d", cut.pieces,
+                  (int)why_cut);
+            CHECK(strncmp(cut.text, full.text, cut.len) == 0, "prefix");
+
+            /* (g) HY_TOKENIZE_CONTINUE: the prompt evaluated first (max_tokens 0), then an empty
+             * continuation gives the same text */
+            p_hy_session_reset(ts);
+            gp2.max_tokens = 0;
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "ROMEO:", 6, 0, &gp2, &greedy2, NULL, NULL, &n_cut, &why_cut), HY_OK);
+            CHECK(n_cut == 0 && why_cut == HY_STOP_MAX_TOKENS, "max_tokens 0: %zu", n_cut);
+            memset(&cut, 0, sizeof cut);
+            gp2.max_tokens = 48;
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "", 0, HY_TOKENIZE_CONTINUE, &gp2, &greedy2, collect_text, &cut,
+                                             &n_cut, &why_cut), HY_OK);
+            CHECK(strcmp(cut.text, full.text) == 0 && n_cut == n_full, "continued: \"%s\"", cut.text);
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "x", 1, HY_TOKENIZE_CONTINUE | HY_TOKENIZE_WRAP, &gp2, &greedy2,
+                                             NULL, NULL, NULL, NULL), HY_ERR_INVALID_ARGUMENT);
+            p_hy_session_reset(ts);
+            EXPECT_STATUS(p_hy_generate_text(ts, ttok, "", 0, HY_TOKENIZE_CONTINUE, &gp2, &greedy2, NULL, NULL, NULL, NULL),
+                          HY_ERR_INVALID_ARGUMENT); /* nothing to continue from */
+            int32_t tk[8];
+            size_t n_tk = 0;
+            EXPECT_STATUS(p_hy_tokenize(ttok, "x", 1, HY_TOKENIZE_CONTINUE, tk, 8, &n_tk), HY_ERR_INVALID_ARGUMENT);
             p_hy_session_free(ts);
         }
         p_hy_tokenizer_free(ttok);

@@ -96,6 +96,80 @@ def test_generate_text_stream_and_stop(text_model):
         assert stopped == text[: text.find(cut)]
 
 
+def _cut(text, stops):
+    """The independent oracle of stop strings: the text up to the earliest occurrence of any of them."""
+    at = [text.find(s) for s in stops if s and text.find(s) >= 0]
+    return text[: min(at)] if at else text
+
+
+def test_stop_strings_cut_at_the_first_occurrence(text_model):
+    """Stop strings (applied in the library, hy_generate_params.stop) against the text generated without
+    them cut at the first occurrence; the same through streaming, which never shows a stop string."""
+    tok = text_model.tokenizer
+    kw = dict(max_tokens=40, greedy=True)
+    full = text_model.generate("Once upon a time", **kw)
+    assert len(full) > 20
+    # the ids behind it (hy_generate: the same prompt ids, the same greedy choice) give the tokens' own text
+    ids, _ = text_model.generate_ids([tok.start_id] + tok.encode("Once upon a time", wrap=False, special=False), **kw)
+    pieces = [tok.decode_bytes([t]) for t in ids if not tok.is_special(t)]
+    assert b"".join(pieces).decode("utf-8", errors="replace").startswith(full[:10])
+    # a stop string across two tokens: the last character of one token and the first of the next
+    ends, spans = 0, []
+    for a, b in zip(pieces, pieces[1:]):
+        ends += len(a)
+        if a and b and a[-1] < 0x80 and b[0] < 0x80 and b"\x00" not in a[-1:] + b[:1]:
+            spans.append((a[-1:] + b[:1]).decode())
+    assert spans
+    cases = [[full[len(full) // 2: len(full) // 2 + 3]], [spans[len(spans) // 2]], [full[-2:], full[5:7]],
+             ["never \u2603 here"], [full]]
+    for i, stops in enumerate(cases):
+        want = _cut(full, stops)
+        assert (want == full) == (i == 3), stops  # every case but the absent string cuts
+        assert text_model.generate("Once upon a time", stop=stops, **kw) == want, stops
+        streamed = list(text_model.generate("Once upon a time", stop=stops, stream=True, **kw))
+        assert "".join(streamed) == want, stops
+        assert all(p for p in streamed)
+    # an empty stop string is ignored, as before; a non-string is a TypeError
+    assert text_model.generate("Once upon a time", stop=[""], **kw) == full
+    with pytest.raises(TypeError):
+        text_model.generate("Once upon a time", stop=[3], **kw)
+    with pytest.raises(ValueError, match="NUL"):
+        text_model.generate("Once upon a time", stop=["a\0b"], **kw)
+
+
+def test_chat_runs_the_same_generator(text_model):
+    """chat(): the chat ids (Tokenizer.chat) then hy_generate_text; checked against hy_generate's ids for
+    the same ids, cut after the first stop id and decoded without specials, and against its own stream."""
+    tok = text_model.tokenizer
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+    kw = dict(max_tokens=40, greedy=True)
+    text = text_model.chat(msgs, **kw)
+    ids, _ = text_model.generate_ids(tok.chat(msgs), **kw)
+    stop_ids = set(tok.stop_ids) | set(text_model.info["eos_token_ids"])
+    n = next((i + 1 for i, t in enumerate(ids) if t in stop_ids), len(ids))
+    assert text == tok.decode([t for t in ids[:n] if not tok.is_special(t)])
+    assert "".join(text_model.chat(msgs, stream=True, **kw)) == text
+    stop = text[len(text) // 2: len(text) // 2 + 2]
+    assert text_model.chat(msgs, stop=[stop], **kw) == _cut(text, [stop])
+
+
+def test_keyboard_interrupt_stops_text_generation_quickly(text_model):
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(0.3, interrupt)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        text_model.generate("Once upon a time", max_tokens=8000, greedy=True, stop=["\u2603\u2603"])
+    stopped = time.perf_counter()
+    timer.join()
+    assert fired and stopped - fired[0] < 0.2, stopped - fired[0]
+    assert text_model.generate("Once upon a time", max_tokens=4, greedy=True)
+
+
 def test_two_threads_generate_concurrently(text_model):
     """Both threads must make progress while the other runs (the GIL is released in the engine)."""
     stamps = {0: [], 1: []}

@@ -69,8 +69,12 @@ setup(
     ext_modules=[
         Extension(
             "hunyuan._native",
-            sources=["src/_native.c"],
+            # one file per type (see src/_native.h); the module and shared helpers in _native.c
+            sources=[f"src/{name}.c" for name in
+                     ("_native", "checkpoint", "mesh", "tokenizer", "model", "session", "recon")],
+            depends=["src/_native.h", str(ROOT / "include" / "hunyuan.h")],
             include_dirs=[str(ROOT / "include")],
+            extra_compile_args=["-fvisibility=hidden"],  # only PyInit__native is exported
             libraries=[":libhunyuan.so.0"],
             runtime_library_dirs=["$ORIGIN"],
             extra_link_args=["-Wl,--disable-new-dtags"],

@@ -1,7 +1,6 @@
 """Hunyuan language models: text in, text out, logits as numpy."""
 from __future__ import annotations
 
-import codecs
 import os
 import queue
 import threading
@@ -14,6 +13,7 @@ from . import _native
 
 TOKENIZE_WRAP = 1
 TOKENIZE_PARSE_SPECIAL = 2
+TOKENIZE_CONTINUE = 4  # hy_generate_text only: the prompt continues what the session holds
 
 
 class Tokenizer:
@@ -147,51 +147,57 @@ class Model:
                  stream: bool = False, greedy: Optional[bool] = None) -> Union[str, Iterator[str]]:
         """Continues `prompt` (encoded as <|startoftext|> + text, special surface forms not parsed).
         Sampling defaults come from the model's generation_config.json. Returns the text, or with
-        stream=True an iterator of text pieces (whole UTF-8 characters). Stops at the model's eos ids,
-        after max_tokens, or when the text produced contains one of `stop` (which is cut off)."""
-        tok = self._need_tokenizer()
-        ids = [tok.start_id] + tok._t.tokenize(prompt.encode("utf-8"), 0)
-        return self._run(ids, max_tokens, stop, stream, dict(greedy=greedy, temperature=temperature, top_k=top_k,
-                                                             top_p=top_p, min_p=min_p,
-                                                             repetition_penalty=repetition_penalty, seed=seed))
+        stream=True an iterator of text pieces (whole UTF-8 characters). Stops at the model's eos ids and
+        the tokenizer's stop ids, after max_tokens, or when the text produced contains one of `stop`
+        (which is cut off, with everything after it)."""
+        return self._run([], prompt.encode("utf-8"), 0, max_tokens, stop, stream,
+                         dict(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                              repetition_penalty=repetition_penalty, seed=seed))
 
     def chat(self, messages: Sequence, max_tokens: int = 256, stream: bool = False, stop: Optional[Sequence[str]] = None,
              **sampling) -> Union[str, Iterator[str]]:
         """Replies to a conversation ([{"role": "system"|"user"|"assistant", "content": ...}, ...]) in the
         model's chat format; same options and return forms as generate()."""
         ids = self._need_tokenizer().chat(messages)
-        return self._run(ids, max_tokens, stop, stream, _sampling_args(sampling))
+        return self._run(ids, b"", TOKENIZE_CONTINUE, max_tokens, stop, stream, sampling)
 
-    # -- text generation -------------------------------------------------------------------------
-    def _run(self, ids, max_tokens, stop, stream, sampling):
-        text = _TextStream(self._need_tokenizer(), stop)
+    # -- text generation: hy_generate_text (stop ids, stop strings, UTF-8 pieces) in the library --------
+    def _run(self, prefix, prompt, flags, max_tokens, stop, stream, sampling):
+        """Evaluates `prefix` ids (a chat prompt), then generates from the encoded `prompt`."""
+        tok = self._need_tokenizer()
+        stop = [s for s in (stop or []) if s]  # an empty stop string would match at once: ignored
+        sampler = self._sampler(**_sampling_args(sampling))
         if not stream:
-            self.generate_ids(ids, max_tokens, on_token=text.push, **sampling)
-            return text.finish()
-        return self._stream(ids, max_tokens, text, sampling)
+            s = self._session()
+            try:
+                if prefix:
+                    s.eval(list(prefix))
+                text, _, _ = s.generate_text(tok._t, prompt, flags, int(max_tokens), sampler, stop, None, None)
+                return text
+            finally:
+                self._release(s)
+        return self._stream(tok, prefix, prompt, flags, max_tokens, stop, sampler)
 
-    def _stream(self, ids, max_tokens, text, sampling) -> Iterator[str]:
+    def _stream(self, tok, prefix, prompt, flags, max_tokens, stop, sampler) -> Iterator[str]:
         pieces: "queue.Queue" = queue.Queue()
         cancel = threading.Event()
         done = object()
         failure: list = []
 
-        def on_token(token):
-            more = text.push(token)
-            piece = text.take()
-            if piece:
-                pieces.put(piece)
-            return more and not cancel.is_set()
+        def on_text(piece):
+            pieces.put(piece)
+            return not cancel.is_set()
 
         def work():
+            s = self._session()
             try:
-                self.generate_ids(ids, max_tokens, on_token=on_token, should_abort=cancel.is_set, **sampling)
-                tail = text.finish()
-                if tail:
-                    pieces.put(tail)
+                if prefix:
+                    s.eval(list(prefix), cancel.is_set)
+                s.generate_text(tok._t, prompt, flags, int(max_tokens), sampler, stop, on_text, cancel.is_set)
             except BaseException as e:  # handed to the consumer
                 failure.append(e)
             finally:
+                self._release(s)
                 pieces.put(done)
 
         worker = threading.Thread(target=work, daemon=True)
@@ -231,56 +237,3 @@ def _sampling_args(kw):
     out = {k: kw.get(k) for k in allowed}
     out["seed"] = kw.get("seed") or 0
     return out
-
-
-class _TextStream:
-    """Turns generated ids into text: whole UTF-8 characters only, control tokens skipped, stop strings
-    honoured (the text from a stop string on is dropped and generation ends)."""
-
-    def __init__(self, tokenizer: Tokenizer, stop: Optional[Sequence[str]]):
-        self.tok = tokenizer
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self.stop = [s for s in (stop or []) if s]
-        self.text = ""
-        self.emitted = 0
-        self.stopped = False
-        self.stop_ids = set(tokenizer.stop_ids)
-
-    def push(self, token: int) -> bool:
-        if self.stopped:
-            return False
-        if token in self.stop_ids:
-            self.stopped = True
-            return False
-        if self.tok.is_special(token):
-            return True
-        self.text += self.decoder.decode(self.tok._t.detokenize([token]))
-        for s in self.stop:
-            i = self.text.find(s)
-            if i >= 0:
-                self.text = self.text[:i]
-                self.stopped = True
-                return False
-        return True
-
-    def _safe_end(self) -> int:
-        # hold back a suffix that could be the start of a stop string
-        hold = 0
-        for s in self.stop:
-            for k in range(min(len(s) - 1, len(self.text)), 0, -1):
-                if self.text.endswith(s[:k]):
-                    hold = max(hold, k)
-                    break
-        return len(self.text) - hold
-
-    def take(self) -> str:
-        end = len(self.text) if self.stopped else self._safe_end()
-        piece = self.text[self.emitted:end]
-        self.emitted = max(self.emitted, end)
-        return piece
-
-    def finish(self) -> str:
-        if not self.stopped:
-            self.text += self.decoder.decode(b"", final=True)
-        self.stopped = True
-        return self.text[self.emitted:]
