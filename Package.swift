@@ -33,16 +33,21 @@ let package = Package(
         // The neural-network layer shared by every engine (Linear, attention, norms, conv, WeightTable…).
         .target(name: "HunyuanNN", dependencies: ["HunyuanCore"], swiftSettings: engineSwift),
         .target(name: "HunyuanLM", dependencies: ["HunyuanNN"], swiftSettings: engineSwift),
+        // Training (forward from HunyuanNN + backward, MoE recipes, optimizer, tokenizer trainer).
+        .target(name: "HunyuanTrain", dependencies: ["HunyuanLM"], swiftSettings: engineSwift),
+        // Checkpoint converters used by the CLI: GGUF export, quantization, random checkpoints.
+        .target(name: "HunyuanConvert", dependencies: ["HunyuanLM"], swiftSettings: engineSwift),
         .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "CHunyuan", "CZlib"], swiftSettings: engineSwift),
         .target(name: "HunyuanCAPI", dependencies: ["CHunyuanABI", "HunyuanCore", "HunyuanLM", "Hunyuan3D"],
                 swiftSettings: engineSwift),
         .executableTarget(name: "hunyuan-cli", dependencies: [
-            "HunyuanCore", "HunyuanLM", "Hunyuan3D",
+            "HunyuanCore", "HunyuanLM", "HunyuanTrain", "HunyuanConvert", "Hunyuan3D",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: engineSwift),
         .testTarget(name: "HunyuanCoreTests", dependencies: ["HunyuanCore", "CKernels"]),
         .testTarget(name: "HunyuanNNTests", dependencies: ["HunyuanNN"]),
-        .testTarget(name: "HunyuanLMTests", dependencies: ["HunyuanLM"]),
+        .testTarget(name: "HunyuanLMTests", dependencies: ["HunyuanLM", "HunyuanConvert"]),
+        .testTarget(name: "HunyuanTrainTests", dependencies: ["HunyuanTrain"]),
         .testTarget(name: "Hunyuan3DTests", dependencies: ["Hunyuan3D"]),
     ],
     swiftLanguageModes: [.v5]

@@ -2,6 +2,8 @@ import ArgumentParser
 import Glibc
 import HunyuanCore
 import HunyuanLM
+import HunyuanTrain
+import HunyuanConvert
 
 /// `hunyuan-cli tokenize --tokenizer PATH [--no-special] [--no-wrap] < text`
 struct TokenizeCommand: ParsableCommand {

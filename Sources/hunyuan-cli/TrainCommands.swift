@@ -1,6 +1,8 @@
 import ArgumentParser
 import HunyuanCore
 import HunyuanLM
+import HunyuanTrain
+import HunyuanConvert
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import HunyuanLM
+import HunyuanConvert
 #if canImport(Glibc)
 import Glibc
 #endif

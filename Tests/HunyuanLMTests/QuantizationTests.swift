@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 @testable import HunyuanCore
 @testable import HunyuanLM
+import HunyuanConvert
 #if canImport(Glibc)
 import Glibc
 #endif

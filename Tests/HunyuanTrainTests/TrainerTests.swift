@@ -1,5 +1,6 @@
 import XCTest
 import Glibc
+@testable import HunyuanTrain
 @testable import HunyuanLM
 
 /// The trainer against the official Hunyuan-Large autograd (fixtures/lm-grad), against finite

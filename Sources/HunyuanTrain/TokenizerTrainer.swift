@@ -1,4 +1,4 @@
-import HunyuanNN
+import HunyuanLM
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -17,7 +17,7 @@
 /// Lu/Ll/Lt/Lm/Lo, numbers Nd/Nl/No, `\s` is White_Space, in the Unicode version of tiktoken's regex
 /// tables (16), not the standard library's (17 here), so characters assigned since stay "other".
 /// `(?i:…)` matches case-insensitively with Unicode simple case folding, so `'ſ` (U+017F) counts as `'s`.
-enum PreTokenizer {
+package enum PreTokenizer {
     // Character class bits.
     static let letter: UInt8 = 1
     static let number: UInt8 = 2
@@ -62,7 +62,7 @@ enum PreTokenizer {
     /// Calls `emit(start, end)` for every piece of `text[0..<count]` (valid UTF-8), in order. The
     /// pieces tile the text exactly.
     @inline(__always)
-    static func split(_ text: UnsafePointer<UInt8>, _ count: Int, _ emit: (Int, Int) -> Void) {
+    package static func split(_ text: UnsafePointer<UInt8>, _ count: Int, _ emit: (Int, Int) -> Void) {
         table.blocks.withUnsafeBufferPointer { blocks in
             table.blockIndex.withUnsafeBufferPointer { index in
                 let scanner = Scanner(p: text, n: count, blocks: blocks.baseAddress!, index: index.baseAddress!)

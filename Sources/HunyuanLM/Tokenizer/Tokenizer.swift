@@ -30,7 +30,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// `<|extra_i|>` of this vocabulary.
     public func extraId(_ i: Int) -> Int32 { Int32(firstSpecial + 5 + i) }
     /// Maps an id of Hunyuan's vocabulary layout (the static constants) onto this vocabulary.
-    func mapHunyuanId(_ id: Int32) -> Int32 {
+    package func mapHunyuanId(_ id: Int32) -> Int32 {
         Int(id) >= Self.mergeableCount ? Int32(Int(id) - Self.mergeableCount + firstSpecial) : id
     }
 
@@ -46,8 +46,8 @@ public final class Tokenizer: @unchecked Sendable {
     /// <|endoftext|>, <|eos|> and <|extra_5|>.
     public let stopIds: [Int32]
 
-    let vocab: Vocabulary
-    let specialBytes: [[UInt8]]
+    package let vocab: Vocabulary
+    package let specialBytes: [[UInt8]]
     let specialIds: [[UInt8]: Int32]
 
     init(path: String, vocab: Vocabulary, chatFormat: ChatFormat, stopIds: [Int32]) {
@@ -207,7 +207,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// a higher class. They are composition exclusions (never in NFC output), so replacing them by
     /// their canonical decompositions first gives the same NFC, and the standard library then orders
     /// the marks correctly.
-    static func nfc(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    package static func nfc(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var needsFix = false
         var i = 0
         let n = bytes.count
@@ -244,7 +244,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// could change the text — false when every scalar lies in ranges checked (against Python's
     /// unicodedata) to be NFC-stable: combining class 0, no canonical decomposition, never the second
     /// half of a composition. Plain CJK, kana, Hangul syllables, punctuation and emoji skip NFC.
-    static func inspectUTF8(_ b: UnsafeRawBufferPointer) -> (Int?, Bool) {
+    package static func inspectUTF8(_ b: UnsafeRawBufferPointer) -> (Int?, Bool) {
         let n = b.count
         guard let p = b.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return (nil, false) }
         var i = 0

@@ -7,8 +7,8 @@ import Glibc
 /// Storage: all token bytes in one buffer, an offsets table, and an open-addressing hash table
 /// (bytes → rank) at load factor ≤ ½, so a lookup is one hash of the bytes and usually one compare.
 /// Immutable after loading; shareable across threads.
-final class Vocabulary: @unchecked Sendable {
-    let count: Int
+package final class Vocabulary: @unchecked Sendable {
+    package let count: Int
     private let data: UnsafeMutablePointer<UInt8>      // token bytes, then 8 zero bytes
     private let offsets: UnsafeMutablePointer<Int32>   // count + 1
     /// Two words per slot: the token's first 8 bytes (zero-padded), then
@@ -124,7 +124,7 @@ final class Vocabulary: @unchecked Sendable {
         filter.deallocate()
     }
 
-    func bytes(of id: Int) -> [UInt8] {
+    package func bytes(of id: Int) -> [UInt8] {
         let a = Int(offsets[id]), b = Int(offsets[id + 1])
         return Array(UnsafeBufferPointer(start: data + a, count: b - a))
     }
@@ -195,7 +195,7 @@ final class Vocabulary: @unchecked Sendable {
 
     /// Rank of the n ≥ 1 bytes at p, or -1 (8 readable bytes past the end required).
     @inline(__always)
-    func rank(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
+    package func rank(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
         let (h, first) = Vocabulary.hash(p, n)
         let f = Int(h >> UInt64(64 - Vocabulary.filterBits))
         if filter[f >> 6] & (1 << UInt64(f & 63)) == 0 { return -1 }

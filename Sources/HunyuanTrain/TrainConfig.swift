@@ -1,4 +1,4 @@
-import HunyuanNN
+import HunyuanLM
 
 /// A training run, decoded from the JSON file `hunyuan-cli train CONFIG.json` reads. Every key but
 /// `model`/`init_from`, `data` and `output` is optional:

@@ -1,4 +1,4 @@
-import HunyuanNN
+import HunyuanLM
 
 /// Hunyuan's tokenizer in llama.cpp's GGUF representation, as llama.cpp's converter writes it
 /// (convert_hf_to_gguf.py, `HunYuanMoEModel.set_vocab`):

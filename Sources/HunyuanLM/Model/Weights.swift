@@ -4,7 +4,7 @@ import HunyuanNN
 /// and shapes Tencent and Hugging Face save them under. Bound to a checkpoint it loads the engine's
 /// weights (`ModelWeights`), to the trainer its parameters, to a `WeightTable` the list the quantizer
 /// and random checkpoints write. Declaration order is the file order random checkpoints keep.
-func declareHunyuanWeights<B: WeightBinder>(_ c: HunyuanConfig, lmHead: Bool, _ b: B) throws
+package func declareHunyuanWeights<B: WeightBinder>(_ c: HunyuanConfig, lmHead: Bool, _ b: B) throws
     -> HunyuanWeightSet<B.Matrix, B.Vector> {
     let d = c.hiddenSize, hd = c.headDim, qw = c.numHeads * hd, kw = c.numKVHeads * hd
     let embed = try b.matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: d)
@@ -49,66 +49,66 @@ func declareHunyuanWeights<B: WeightBinder>(_ c: HunyuanConfig, lmHead: Bool, _ 
 
 /// Stored tensors the engine does not need and may ignore (rotary caches saved by old code; the
 /// lm_head copy some tied checkpoints carry).
-func isIgnorableTensor(_ name: String, tied: Bool) -> Bool {
+package func isIgnorableTensor(_ name: String, tied: Bool) -> Bool {
     name.hasSuffix("rotary_emb.inv_freq") || (tied && name == "lm_head.weight")
 }
 
 /// A SwiGLU MLP: down(silu(gate·x) ⊙ up·x).
-struct HunyuanMLP<M> {
-    let gate: M
-    let up: M
-    let down: M
+package struct HunyuanMLP<M> {
+    package let gate: M
+    package let up: M
+    package let down: M
 }
 
 /// One decoder layer's tensors (nil where the configuration has none).
-struct HunyuanLayer<M, V> {
-    let inputNorm: V
-    let postNorm: V
-    let q: M
-    let o: M
+package struct HunyuanLayer<M, V> {
+    package let inputNorm: V
+    package let postNorm: V
+    package let q: M
+    package let o: M
     /// Present on layers that own their K/V (all layers without CLA).
-    let k: M?
-    let v: M?
-    let qBias: V?, kBias: V?, vBias: V?, oBias: V?
-    let queryNorm: V?
-    let keyNorm: V?
+    package let k: M?
+    package let v: M?
+    package let qBias: V?, kBias: V?, vBias: V?, oBias: V?
+    package let queryNorm: V?
+    package let keyNorm: V?
     /// MoE: router [experts, hidden], experts, shared MLP (nil when none). Dense: `mlp`.
-    let router: M?
-    let experts: [HunyuanMLP<M>]
-    let shared: HunyuanMLP<M>?
-    let mlp: HunyuanMLP<M>?
+    package let router: M?
+    package let experts: [HunyuanMLP<M>]
+    package let shared: HunyuanMLP<M>?
+    package let mlp: HunyuanMLP<M>?
 }
 
 /// A whole model's tensors.
-struct HunyuanWeightSet<M, V> {
-    let embed: M
-    let norm: V
+package struct HunyuanWeightSet<M, V> {
+    package let embed: M
+    package let norm: V
     /// Untied output matrix (nil when tied to `embed`).
-    let lmHead: M?
-    let layers: [HunyuanLayer<M, V>]
+    package let lmHead: M?
+    package let layers: [HunyuanLayer<M, V>]
 }
 
-typealias MLPWeights = HunyuanMLP<WeightMatrix>
-typealias LayerWeights = HunyuanLayer<WeightMatrix, [Float]>
+package typealias MLPWeights = HunyuanMLP<WeightMatrix>
+package typealias LayerWeights = HunyuanLayer<WeightMatrix, [Float]>
 
 extension HunyuanMLP where M == WeightMatrix {
-    var width: Int { gate.rows }
+    package var width: Int { gate.rows }
 }
 
 /// All weights of a model, borrowed from the mapped checkpoint (norm vectors and biases are small
 /// fp32 copies). Immutable; shareable across threads.
-final class ModelWeights: @unchecked Sendable {
-    let checkpoint: Checkpoint
-    let embed: WeightMatrix
-    let norm: [Float]
-    let lmHead: WeightMatrix
-    let layers: [LayerWeights]
+package final class ModelWeights: @unchecked Sendable {
+    package let checkpoint: Checkpoint
+    package let embed: WeightMatrix
+    package let norm: [Float]
+    package let lmHead: WeightMatrix
+    package let layers: [LayerWeights]
     /// Parameters implied by the config (quantized tensors count weights, not bytes).
-    let parameterCount: Int
+    package let parameterCount: Int
     /// Storage format(s) of the matrices, e.g. "q4_k", "bf16", "q4_k+f32".
-    let weightType: String
+    package let weightType: String
 
-    init(config c: HunyuanConfig, checkpoint ck: Checkpoint) throws {
+    package init(config c: HunyuanConfig, checkpoint ck: Checkpoint) throws {
         checkpoint = ck
         // Tied embeddings (the default) read the LM head from embed_tokens, as transformers does even
         // when a copy of lm_head.weight was saved; untied ones need lm_head.weight.

@@ -1,4 +1,4 @@
-import HunyuanNN
+import HunyuanLM
 
 /// Writes a checkpoint folder with random weights for any supported config: config.json (the given
 /// bytes), generation_config.json (bos/eos from the config, greedy) and model.safetensors with the

@@ -1,4 +1,4 @@
-import HunyuanNN
+import HunyuanLM
 
 /// Writes a HunYuanMoEV1 checkpoint as a GGUF file for llama.cpp's `hunyuan-moe` architecture
 /// (`hunyuan-cli export-gguf`): its tensor names (token_embd, blk.N.attn_q, ffn_gate_exps, …; experts

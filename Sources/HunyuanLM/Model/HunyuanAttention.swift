@@ -6,7 +6,7 @@ import HunyuanNN
 /// CLA: layers that own K/V write the cache entry of their group; the other layers of the group read
 /// it. Keys are cached normalized without the weight; each layer folds its key-norm weight into its
 /// queries (see KVCache).
-enum HunyuanAttention {
+package enum HunyuanAttention {
     static func forward(layer l: Int, t: Int, pos0: Int, model: HunyuanModel, state s: RunState,
                         cache: KVCache, pool: ThreadPool?) {
         let c = model.config
@@ -88,7 +88,7 @@ enum HunyuanAttention {
     }
 
     /// Inverse RoPE frequencies 1 / base^(2i/d), i < d/2, with the alpha-scaled base.
-    static func inverseFrequencies(_ c: HunyuanConfig) -> [Float] {
+    package static func inverseFrequencies(_ c: HunyuanConfig) -> [Float] {
         ropeInverseFrequencies(headDim: c.headDim, base: c.ropeBase)
     }
 }
