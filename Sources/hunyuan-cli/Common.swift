@@ -1,5 +1,7 @@
 import ArgumentParser
 import HunyuanCore
+import HunyuanConvert
+import HunyuanNN
 
 /// Runs a command body, turning library errors into a message on stderr and a non-zero exit.
 func runReporting(_ body: () throws -> Void) throws {
@@ -65,4 +67,24 @@ func readStdinBytes() -> [UInt8] {
 func checkOutput(_ path: String?, overwrite: Bool) throws {
     guard let path, !overwrite, FileSystem.exists(path) else { return }
     throw HYError.io("\(path) exists; pass --overwrite to replace it")
+}
+
+// Closed sets as typed options: ArgumentParser parses and lists the values, one way for every command.
+extension KVElementType: ExpressibleByArgument {}
+extension WeightFormat: ExpressibleByArgument {}
+extension GGUFExport.TensorType: ExpressibleByArgument {
+    private static let names: [(String, GGUFExport.TensorType)] = [("f32", .f32), ("f16", .f16), ("q8_0", .q8_0), ("q4_0", .q4_0)]
+    public init?(argument: String) {
+        guard let t = Self.names.first(where: { $0.0 == argument })?.1 else { return nil }
+        self = t
+    }
+    public var defaultValueDescription: String { Self.names.first { $0.1 == self }?.0 ?? "\(rawValue)" }
+    public static var allValueStrings: [String] { names.map(\.0) }
+}
+extension DType: ExpressibleByArgument {
+    /// Lower-case names (f32, f16, bf16, f8_e4m3, i8, i32, i64, u8).
+    public init?(argument: String) { self.init(safetensorsName: argument.uppercased()) }
+    var name: String { safetensorsName.lowercased() }
+    public var defaultValueDescription: String { name }
+    public static var allValueStrings: [String] { allCases.map(\.name) }
 }

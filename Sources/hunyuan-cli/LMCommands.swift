@@ -66,7 +66,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .customLong("ctx"), help: "Context length (0 = model default).") var contextLength = 0
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
-    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = "f32"
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = KVElementType.f32
     @Option(name: .customLong("stop"), help: ArgumentHelp("With --prompt: stop when the text contains this string "
             + "(not printed). Repeatable.", valueName: "STR")) var stop: [String] = []
 
@@ -74,7 +74,7 @@ struct GenerateCommand: ParsableCommand {
         try runReporting {
             guard (tokens == nil) != (prompt == nil) else { throw HYError.invalidArgument("give exactly one of --tokens and --prompt") }
             guard stop.isEmpty || prompt != nil else { throw HYError.invalidArgument("--stop needs --prompt") }
-            let kv = try parseKVType(kvType)
+            let kv = kvType
             var text: TextGenerator? = nil
             let ids: [Int32]
             if let prompt {
@@ -136,18 +136,18 @@ struct RandomModelCommand: ParsableCommand {
     @Argument(help: "A config.json of a supported architecture.") var config: String
     @Option(name: .shortAndLong, help: "Output folder (created).") var output: String
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Weight dtype: f32 or bf16.") var dtype = "f32"
+    @Option(help: "Weight dtype: f32 or bf16.") var dtype = DType.f32
 
     func run() throws {
         try runReporting {
-            guard dtype == "f32" || dtype == "bf16" else { throw HYError.invalidArgument("--dtype must be f32 or bf16") }
+            guard dtype == .f32 || dtype == .bf16 else { throw HYError.invalidArgument("--dtype must be f32 or bf16") }
             let raw = try FileSystem.readAll(config)
             let json = try raw.withUnsafeBytes { try JSONValue.parse($0, context: config) }
             let c = try HunyuanConfig.decode(json, context: config)
             if !FileSystem.isDirectory(output) {
                 guard mkdir(output, 0o755) == 0 else { throw HYError.io("\(output): cannot create folder") }
             }
-            try RandomCheckpoint.write(config: c, configBytes: raw, to: output, seed: seed, dtype: dtype == "bf16" ? .bf16 : .f32)
+            try RandomCheckpoint.write(config: c, configBytes: raw, to: output, seed: seed, dtype: dtype)
         }
     }
 }
@@ -167,7 +167,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .short, help: "Decoded tokens (0 = skip decode).") var n = 64
     @Option(name: .short, help: "Comma-separated thread counts.") var t = "1,2"
     @Option(help: "Repetitions per measurement.") var reps = 3
-    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = "f32"
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = KVElementType.f32
     @Flag(help: "Print one JSON array on stdout.") var json = false
 
     func run() throws {
@@ -188,7 +188,7 @@ struct BenchCommand: ParsableCommand {
             }
             for threads in threadCounts {
                 let s = try InferenceSession(model: m, contextLength: prompt.count + n + 1, threads: threads,
-                                             kvType: try parseKVType(kvType))
+                                             kvType: kvType)
                 var pre: [Double] = [], dec: [Double] = []
                 for rep in 0...reps {  // rep 0 is the warm-up (pages in the weights)
                     s.reset()
@@ -264,19 +264,13 @@ struct QuantizeCommand: ParsableCommand {
         discussion: "The layout is documented on WeightFormat (HunyuanCore/Quantization.swift) and in BENCHMARKS.md. The MoE router and norms stay f32; the tied embedding/output matrix gets --type unless --output-type is given.")
     @Argument(help: "Input model folder.") var input: String
     @Argument(help: "Output folder (created).") var output: String
-    @Option(name: .customLong("type"), help: "q8_0, q4_0, q4_k, fp8, f16, bf16 or f32.") var type: String
-    @Option(name: .customLong("output-type"), help: "Format of the embedding/output matrix (default: --type).") var outputType: String?
+    @Option(name: .customLong("type"), help: "q8_0, q4_0, q4_k, fp8, f16, bf16 or f32.") var type: WeightFormat
+    @Option(name: .customLong("output-type"), help: "Format of the embedding/output matrix (default: --type).") var outputType: WeightFormat?
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
 
     func run() throws {
         try runReporting {
-            guard let fmt = WeightFormat(rawValue: type) else { throw HYError.invalidArgument("--type \(type): expected one of \(WeightFormat.allCases.map(\.rawValue).joined(separator: ", "))") }
-            var outFmt: WeightFormat? = nil
-            if let outputType {
-                guard let f = WeightFormat(rawValue: outputType) else { throw HYError.invalidArgument("--output-type \(outputType): unknown type") }
-                outFmt = f
-            }
-            try QuantizeCheckpoint.run(input: input, output: output, type: fmt, outputType: outFmt, threads: threads)
+            try QuantizeCheckpoint.run(input: input, output: output, type: type, outputType: outputType, threads: threads)
         }
     }
 }
@@ -288,27 +282,14 @@ struct ExportGGUFCommand: ParsableCommand {
         discussion: "The tokenizer (the model folder's hy.tiktoken, or --tokenizer) is written as llama.cpp's converter writes Hunyuan's (gpt2 BPE, pre-tokenizer hunyuan, merges); without one, as no_vocab (see GGUFExport).")
     @Argument(help: "Model folder.") var model: String
     @Argument(help: "Output .gguf path.") var output: String
-    @Option(name: .customLong("type"), help: "f16, q8_0 or q4_0.") var type = "f16"
+    @Option(name: .customLong("type"), help: "f16, q8_0, q4_0 (or f32).") var type = GGUFExport.TensorType.f16
     @Option(help: "hy.tiktoken or its folder (default: the model folder's, if any).") var tokenizer: String?
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
 
     func run() throws {
         try runReporting {
-            let t: GGUFExport.TensorType
-            switch type {
-            case "f16": t = .f16
-            case "q8_0": t = .q8_0
-            case "q4_0": t = .q4_0
-            case "f32": t = .f32
-            default: throw HYError.invalidArgument("--type \(type): expected f16, q8_0 or q4_0")
-            }
+            let t = type
             try GGUFExport.run(model: model, output: output, type: t, threads: threads, tokenizer: tokenizer)
         }
     }
-}
-
-/// --kv-type: f32, f16 or q8_0.
-func parseKVType(_ s: String) throws -> KVCache.ElementType {
-    guard let t = KVCache.ElementType(rawValue: s) else { throw HYError.invalidArgument("--kv-type \(s): expected f32, f16 or q8_0") }
-    return t
 }

@@ -146,19 +146,14 @@ struct SVRMRandomCommand: ParsableCommand {
 
     @Argument(help: "Output folder (created if missing).") var output: String
     @Option(help: "JSON with a `tensors` object {name: shape} (fixtures/svrm/full-size-tensors.json).") var tensors: String
-    @Option(help: "Stored dtype: f32, f16 or bf16.") var dtype: String = "f16"
+    @Option(help: "Stored dtype: f32, f16 or bf16.") var dtype = DType.f16
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Sphere prior radius written to config.json.") var sphereRadius: Double = 0.4
 
     func run() throws {
         try runReporting {
-            let dt: DType
-            switch dtype {
-            case "f32": dt = .f32
-            case "f16": dt = .f16
-            case "bf16": dt = .bf16
-            default: throw HYError.invalidArgument("--dtype \(dtype): f32, f16 or bf16")
-            }
+            guard [.f32, .f16, .bf16].contains(dtype) else { throw HYError.invalidArgument("--dtype \(dtype.name): f32, f16 or bf16") }
+            let dt = dtype
             let file = try MappedFile(path: tensors)
             let json = try withExtendedLifetime(file) { try JSONValue.parse(file.bytes, context: tensors) }
             guard let list = json["tensors"]?.objectValue else { throw HYError.format("\(tensors): no `tensors` object") }
