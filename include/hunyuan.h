@@ -26,6 +26,24 @@
  *   the call returns HY_ERR_ABORTED and nothing partial is kept.
  * - Threads: functions on different handles may run concurrently. A handle documented as
  *   "shareable" may be used by many threads at once; any other handle by one thread at a time.
+ *
+ * Usage (text in, text out; error handling shortened)
+ * -----
+ *     static bool print_piece(const char *piece, size_t len, void *user) {
+ *         (void)user; fwrite(piece, 1, len, stdout); return true;
+ *     }
+ *     hy_model *model; hy_session *session;
+ *     if (hy_model_load("builtin:hunyuan-tiny", NULL, &model) != HY_OK) {
+ *         fprintf(stderr, "%s\n", hy_last_error()); return 1;
+ *     }
+ *     hy_session_new(model, NULL, &session);
+ *     hy_generate_params gp = hy_generate_default_params();
+ *     gp.max_tokens = 64;
+ *     const char *prompt = "Once upon a time";
+ *     hy_generate_text(session, hy_model_tokenizer(model), prompt, strlen(prompt), HY_TOKENIZE_NONE,
+ *                      &gp, NULL, print_piece, NULL, NULL, NULL);
+ *     hy_session_free(session);
+ *     hy_model_free(model);
  */
 #ifndef HUNYUAN_H
 #define HUNYUAN_H
@@ -167,7 +185,6 @@ HY_API hy_status hy_checkpoint_read_f32(const hy_checkpoint *checkpoint, size_t 
                                         size_t capacity);
 
 /* ==== Language models ========================================================================= */
-/* (added by the language-engine work) */
 
 /* Hunyuan language models as Tencent / Hugging Face ship them: a folder with config.json,
  * generation_config.json (optional) and safetensors weights (one file, or shards + index), stored as
@@ -395,7 +412,6 @@ HY_API hy_status hy_generate_text(hy_session *session, const struct hy_tokenizer
                                   hy_stop_reason *reason);
 
 /* ==== Tokenizer =============================================================================== */
-/* (added by the tokenizer work) */
 
 /* Hunyuan's tokenizer (tokenization_hy.py): byte-level BPE over the 127,957 ranks of hy.tiktoken,
  * then 209 special tokens: <|endoftext|> 127957, <|startoftext|> 127958, <|bos|> 127959,
@@ -486,7 +502,6 @@ HY_API hy_status hy_tokenizer_stop_ids(const hy_tokenizer *tokenizer, hy_token *
                                        size_t *n_needed);
 
 /* ==== Meshes ================================================================================== */
-/* (added by the mesh-engine work) */
 
 /* A triangle mesh: float positions [V][3], uint32 faces [F][3] wound counter-clockwise seen from
  * outside, and optional per-vertex colours (RGB or RGBA floats in [0, 1]), normals and UVs.
@@ -625,7 +640,6 @@ HY_API hy_status hy_mesh_render_preview(const hy_mesh *mesh, const char *path, i
                                         uint32_t flags);
 
 /* ==== Reconstruction ========================================================================== */
-/* (added by the reconstruction work) */
 
 /* Hunyuan3D-1.0's sparse-view reconstruction model (SVRM): 7 views (6 generated views at azimuth
  * 0, 60, ..., 300 degrees, then the condition image) → a triplane → signed distance (< 0 inside) and

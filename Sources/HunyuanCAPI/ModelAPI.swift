@@ -224,7 +224,7 @@ public func hy_sampler_default_params_impl() -> hy_sampler_params { cSamplerPara
 @_cdecl("hy_model_sampler_params")
 public func hy_model_sampler_params_impl(_ m: OpaquePointer?) -> hy_sampler_params {
     guard let h = handleObject(m, ModelHandle.self) else { return hy_sampler_default_params_impl() }
-    return cSamplerParams(SamplerParams(h.model.generation))
+    return cSamplerParams(h.model.generation.sampler)
 }
 
 @_cdecl("hy_generate_default_params")
@@ -241,27 +241,41 @@ public func hy_generate_impl(_ s: OpaquePointer?, _ tokens: UnsafePointer<Int32>
     nOut?.pointee = 0
     return guarded {
         let h = try sessionArg(s)
-        let p = try readParams(params, defaults: hy_generate_default_params_impl(), minimum: 8, "hy_generate_params")
-        let sp = try readParams(sampler, defaults: cSamplerParams(SamplerParams(h.session.model.generation)),
-                                minimum: 8, "hy_sampler_params")
+        let (p, o) = try generateArgs(params, sampler, h)
         let ids = try tokensArg(tokens, n, allowEmpty: true)
         guard outCapacity >= 0, outCapacity == 0 || outTokens != nil else {
             throw HYError.invalidArgument("out_tokens is NULL with out_capacity \(outCapacity)")
         }
-        var o = GenerateOptions()
-        o.maxTokens = Int(p.max_tokens)
-        o.sampler = samplerParams(sp)
         var count = 0
-        let cb = p.on_token, tu = p.token_user, ab = p.abort, au = p.abort_user
+        let cb = p.on_token, tu = p.token_user
         defer { nOut?.pointee = count }
         let r = try Generator.generate(session: h.session, prompt: ids, options: o, onToken: { id in
             if count < outCapacity, let outTokens { outTokens[count] = id }
             count += 1
             return cb?(id, tu) ?? true
-        }, shouldAbort: ab.map { f in { f(au) } })
+        }, shouldAbort: abortArg(p))
         reason?.pointee = cStopReason(r.reason)
         h.publish(all: false)
     }
+}
+
+/// The generation params and sampler of a call (NULL = defaults; the sampler's defaults are the
+/// model's generation_config.json) as engine options.
+private func generateArgs(_ params: UnsafePointer<hy_generate_params>?, _ sampler: UnsafePointer<hy_sampler_params>?,
+                          _ h: SessionHandle) throws -> (hy_generate_params, GenerateOptions) {
+    let p = try readParams(params, defaults: hy_generate_default_params_impl(), minimum: 8, "hy_generate_params")
+    let sp = try readParams(sampler, defaults: cSamplerParams(h.session.model.generation.sampler),
+                            minimum: 8, "hy_sampler_params")
+    var o = GenerateOptions()
+    o.maxTokens = Int(p.max_tokens)
+    o.sampler = samplerParams(sp)
+    return (p, o)
+}
+
+/// The abort callback of hy_generate_params as a poll closure (nil when none).
+private func abortArg(_ p: hy_generate_params) -> (() -> Bool)? {
+    let au = p.abort_user
+    return p.abort.map { f in { f(au) } }
 }
 
 /// The C value of a stop reason (hy_stop_reason's numbering is the header's, fixed forever).
@@ -310,17 +324,12 @@ public func hy_generate_text_impl(_ s: OpaquePointer?, _ t: OpaquePointer?, _ pr
         guard let tok = handleObject(t, Tokenizer.self) else { throw HYError.invalidArgument("tokenizer is NULL") }
         let (framing, parseSpecial) = try promptFlagsArg(flags)
         guard promptLen >= 0, promptLen == 0 || prompt != nil else { throw HYError.invalidArgument("prompt is NULL") }
-        let p = try readParams(params, defaults: hy_generate_default_params_impl(), minimum: 8, "hy_generate_params")
-        let sp = try readParams(sampler, defaults: cSamplerParams(SamplerParams(h.session.model.generation)),
-                                minimum: 8, "hy_sampler_params")
+        let (p, o) = try generateArgs(params, sampler, h)
         let gen = try TextGenerator(tokenizer: tok, stopStrings: try stopStringsArg(p.stop, Int(p.n_stop)))
         let ids = try gen.encodePrompt(UnsafeRawBufferPointer(start: prompt, count: promptLen), framing: framing,
                                        parseSpecial: parseSpecial)
-        var o = GenerateOptions()
-        o.maxTokens = Int(p.max_tokens)
-        o.sampler = samplerParams(sp)
         var count = 0
-        let cb = p.on_token, tu = p.token_user, ab = p.abort, au = p.abort_user
+        let cb = p.on_token, tu = p.token_user
         defer { nOut?.pointee = count }
         let r = try gen.generate(session: h.session, prompt: ids, options: o, onToken: { id in
             count += 1
@@ -328,7 +337,7 @@ public func hy_generate_text_impl(_ s: OpaquePointer?, _ t: OpaquePointer?, _ pr
         }, onText: onText.map { f in { piece in
             var t = piece
             return t.withUTF8 { b in b.withMemoryRebound(to: CChar.self) { f($0.baseAddress, $0.count, textUser) } }
-        } }, shouldAbort: ab.map { f in { f(au) } })
+        } }, shouldAbort: abortArg(p))
         reason?.pointee = cStopReason(r.reason)
         h.publish(all: false)
     }

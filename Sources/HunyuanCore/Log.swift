@@ -51,15 +51,29 @@ public enum Log {
     public static func error(_ m: @autoclosure () -> String) { write(.error, m()) }
 }
 
+/// Writes all of `bytes` to file descriptor `fd` (retrying short writes; stops at an error).
+public func writeAll(fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress else { return }
+    var off = 0
+    while off < bytes.count {
+        let n = Glibc.write(fd, base + off, bytes.count - off)
+        if n <= 0 { break }
+        off += n
+    }
+}
+
 /// Writes raw UTF-8 to stderr without buffering.
 public func writeStderr(_ s: String) {
     var s = s
-    s.withUTF8 { buf in
-        var off = 0
-        while off < buf.count {
-            let n = Glibc.write(2, buf.baseAddress! + off, buf.count - off)
-            if n <= 0 { break }
-            off += n
-        }
+    s.withUTF8 { writeAll(fd: 2, UnsafeRawBufferPointer($0)) }
+}
+
+/// The monotonic clock of timings (progress, benchmarks, training logs).
+public enum Clock {
+    /// Seconds since an arbitrary fixed point (CLOCK_MONOTONIC).
+    public static func seconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }

@@ -84,7 +84,7 @@ public enum TrainRun {
         let expertsPath = FileSystem.join(c.output, "experts.tsv")
         var experts = FileSystem.exists(expertsPath) && trainer.step > 0 ? (try FileSystem.readAll(expertsPath))
             : Array("step\tlayer\tcapacity\tdropped\trecycled\ttokens_per_expert\tchosen_per_expert\n".utf8)
-        let start = trainerSeconds()
+        let start = Clock.seconds()
         var tokens = 0
         var validation: [(String, Double)] = []
         var stopped = false
@@ -103,7 +103,7 @@ public enum TrainRun {
                 validation = try trainer.evaluate().map { ($0.0, $0.1) }
                 tsv.append(contentsOf: "# eval \(m.step) \(validation.map { "\($0.0)=\($0.1)" }.joined(separator: " "))\n".utf8)
             }
-            let elapsed = trainerSeconds() - start
+            let elapsed = Clock.seconds() - start
             let done = m.step - first
             let tps = Double(tokens) / max(elapsed, 1e-9)
             let eta = done > 0 ? elapsed / Double(done) * Double(c.steps - m.step) : 0
@@ -131,7 +131,7 @@ public enum TrainRun {
             try TokenizerTrainer.writeConfig(rankCount: ranks.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }, folder: modelDir)
         }
         let val = try trainer.evaluate()
-        let elapsed = trainerSeconds() - start
+        let elapsed = Clock.seconds() - start
         let recent = trainer.history.suffix(20)
         let last = trainer.history.last
         var obj: [(String, JSONValue)] = [

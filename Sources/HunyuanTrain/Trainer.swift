@@ -85,7 +85,7 @@ public final class Trainer {
     /// One optimizer step (grad_accum micro-batches).
     @discardableResult
     public func trainStep() throws -> StepMetrics {
-        let start = trainerSeconds()
+        let start = Clock.seconds()
         let s = optimizer.step + 1
         model.zeroGradients()
         var loss: Double = 0, bal: Double = 0, tokens = 0
@@ -109,7 +109,7 @@ public final class Trainer {
         }
         let (norm, lr) = optimizer.update(model.params, batchTokens: config.batchTokens, pool: model.pool)
         let m = StepMetrics(step: s, loss: loss, balanceLoss: bal, gradNorm: norm, learningRate: lr, tokens: tokens,
-                            seconds: trainerSeconds() - start, stats: stats)
+                            seconds: Clock.seconds() - start, stats: stats)
         history.append(m)
         return m
     }
@@ -183,9 +183,3 @@ public final class Trainer {
     }
 }
 
-/// Seconds from a monotonic clock.
-func trainerSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}

@@ -27,6 +27,12 @@ func exitStatus(_ kind: HYError.Kind) -> Int32 {
     }
 }
 
+/// Writes `s` to stdout at once (a command's whole result).
+func printOut(_ s: String) {
+    var s = s
+    s.withUTF8 { writeAll(fd: 1, UnsafeRawBufferPointer($0)) }
+}
+
 /// Buffered stdout for data.
 struct StdoutWriter {
     var buffer: [UInt8] = []
@@ -35,14 +41,7 @@ struct StdoutWriter {
         if buffer.count > 1 << 16 { flush() }
     }
     mutating func flush() {
-        buffer.withUnsafeBytes { b in
-            var off = 0
-            while off < b.count {
-                let n = Glibc.write(1, b.baseAddress! + off, b.count - off)
-                if n <= 0 { break }
-                off += n
-            }
-        }
+        buffer.withUnsafeBytes { writeAll(fd: 1, $0) }
         buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -19,11 +19,6 @@ func parseTokenList(_ s: String) throws -> [Int32] {
     return out
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
 
 struct LogitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -100,7 +95,7 @@ struct GenerateCommand: ParsableCommand {
             p.seed = seed
             o.sampler = p
             var out = StdoutWriter()
-            let started = monotonicSeconds()
+            let started = Clock.seconds()
             let reason: StopReason, count: Int
             if let text {
                 let r = try text.generate(session: s, prompt: ids, options: o, onText: { piece in
@@ -121,7 +116,7 @@ struct GenerateCommand: ParsableCommand {
             }
             out.write("\n")
             out.flush()
-            let seconds = monotonicSeconds() - started
+            let seconds = Clock.seconds() - started
             let rate = seconds > 0 ? Double(count) / seconds : 0
             writeStderr("stop: \(reason), \(count) tokens, prompt \(ids.count) tokens, "
                         + "\(Int(rate.rounded())) tokens/s overall\n")
@@ -192,16 +187,16 @@ struct BenchCommand: ParsableCommand {
                 var pre: [Double] = [], dec: [Double] = []
                 for rep in 0...reps {  // rep 0 is the warm-up (pages in the weights)
                     s.reset()
-                    let t0 = monotonicSeconds()
+                    let t0 = Clock.seconds()
                     try s.eval(p > 0 ? prompt : [prompt[0]])
-                    let t1 = monotonicSeconds()
+                    let t1 = Clock.seconds()
                     for _ in 0..<n {
                         let l = s.lastLogits
                         var best = 0
                         for i in 1..<l.count where l[i] > l[best] { best = i }
                         try s.eval(token: Int32(best))
                     }
-                    let t2 = monotonicSeconds()
+                    let t2 = Clock.seconds()
                     if rep == 0 { continue }
                     if p > 0 { pre.append(Double(p) / (t1 - t0)) }
                     if n > 0 { dec.append(Double(n) / (t2 - t1)) }

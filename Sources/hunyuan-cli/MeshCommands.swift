@@ -5,12 +5,6 @@ import HunyuanCore
 import Glibc
 #endif
 
-/// Monotonic seconds, for timings printed on stderr / in bench output.
-func meshNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
 
 /// Parses "x0,y0,z0,x1,y1,z1".
 func parseBounds(_ s: String?) throws -> MarchingCubes.Bounds? {
@@ -54,12 +48,12 @@ struct MeshCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             _ = try MeshFormat.from(path: output)
-            let t0 = meshNow()
+            let t0 = Clock.seconds()
             let g = try readGrid(grid)
-            let t1 = meshNow()
+            let t1 = Clock.seconds()
             var m = try MarchingCubes.extract(grid: g.values, dims: g.dims, level: level, bounds: try parseBounds(bounds),
                                               insideAbove: insideAbove, threads: threads)
-            let t2 = meshNow()
+            let t2 = Clock.seconds()
             if let cg = colorGrid {
                 let c = try NpyArray.read(cg)
                 guard c.shape.count == 4, c.shape[0] == g.dims.x, c.shape[1] == g.dims.y, c.shape[2] == g.dims.z,
@@ -73,7 +67,7 @@ struct MeshCommand: ParsableCommand {
             if smooth > 0 { m = MeshOps.taubinSmooth(m, iterations: smooth) }
             if let n = simplify { m = try MeshOps.decimate(m, targetFaces: n) }
             try m.save(output, overwrite: overwrite)
-            let t3 = meshNow()
+            let t3 = Clock.seconds()
             writeStderr("mesh: \(m.vertexCount) vertices, \(m.faceCount) faces (read \(fmt(t1 - t0)) s, extract \(fmt(t2 - t1)) s, rest \(fmt(t3 - t2)) s)\n")
             if json {
                 var out = StdoutWriter()
@@ -195,17 +189,17 @@ struct MeshBenchCommand: ParsableCommand {
             if input.hasSuffix(".npy") {
                 let g = try readGrid(input)
                 for _ in 0..<max(1, repeats) {
-                    let t0 = meshNow()
+                    let t0 = Clock.seconds()
                     m = try MarchingCubes.extract(grid: g.values, dims: g.dims, level: level, threads: threads)
-                    best = min(best, meshNow() - t0)
+                    best = min(best, Clock.seconds() - t0)
                 }
             } else {
                 let src = try Mesh.load(input)
                 guard simplify != nil || cluster != nil else { throw HYError.invalidArgument("a mesh input needs --simplify or --cluster") }
                 for _ in 0..<max(1, repeats) {
-                    let t0 = meshNow()
+                    let t0 = Clock.seconds()
                     if let n = simplify { m = try MeshOps.decimate(src, targetFaces: n) } else { m = try MeshOps.vertexClustering(src, voxelSize: cluster!) }
-                    best = min(best, meshNow() - t0)
+                    best = min(best, Clock.seconds() - t0)
                 }
             }
             if let output { try m.save(output, overwrite: overwrite) }

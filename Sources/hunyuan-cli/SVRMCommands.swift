@@ -39,10 +39,10 @@ struct SVRMEvalCommand: ParsableCommand {
         try runReporting {
             try checkOutput(output, overwrite: overwrite)
             try checkOutput(mesh, overwrite: overwrite)
-            let t0 = svrmClock()
+            let t0 = Clock.seconds()
             let svrm = try SVRM(path: model, threads: threads)
-            writeStderr("load: \(svrmSeconds(svrmClock() - t0)) s\n")
-            let t0e = svrmClock()
+            writeStderr("load: \(svrmSeconds(Clock.seconds() - t0)) s\n")
+            let t0e = Clock.seconds()
             let c = svrm.config, r = c.triplaneResolution
             var items: [SafetensorsWriter.Item] = []
             let tri: SVRMTriplane
@@ -60,10 +60,10 @@ struct SVRMEvalCommand: ParsableCommand {
                 let size = images.shape.count == 4 ? images.shape[3] : c.imageSize
                 try images.expectShape([c.numViews, c.inChannels, size, size])
                 try cameras.expectShape([c.numViews, c.cameraDim])
-                var last = svrmClock()
+                var last = Clock.seconds()
                 let trace: Trace? = intermediates || timings ? { name, shape, values in
                     if timings {
-                        let now = svrmClock()
+                        let now = Clock.seconds()
                         writeStderr("  \(name): \(svrmSeconds(now - last)) s\n")
                         last = now
                     }
@@ -74,7 +74,7 @@ struct SVRMEvalCommand: ParsableCommand {
                 let perView = 1 + (size / c.patchSize) * (size / c.patchSize)
                 items.append(.init(name: "encoder_tokens", shape: [c.numViews, perView, c.encoderWidth], floats: enc.tokens))
                 items.append(.init(name: "triplane", shape: [1, 3, c.triplaneChannels, r, r], floats: enc.triplane.planes))
-                writeStderr("encode: \(svrmSeconds(svrmClock() - t0e)) s\n")
+                writeStderr("encode: \(svrmSeconds(Clock.seconds() - t0e)) s\n")
                 tri = enc.triplane
             }
 
@@ -96,15 +96,15 @@ struct SVRMEvalCommand: ParsableCommand {
                 }
             }
             if grid > 0 {
-                let t1 = svrmClock()
+                let t1 = Clock.seconds()
                 let values = try svrm.sdfGrid(tri, size: grid)
                 items.append(.init(name: "sdf_grid", shape: [grid, grid, grid], floats: values))
-                writeStderr("sdf grid \(grid)^3: \(svrmSeconds(svrmClock() - t1)) s\n")
+                writeStderr("sdf grid \(grid)^3: \(svrmSeconds(Clock.seconds() - t1)) s\n")
             }
             if let mesh {
-                let t2 = svrmClock()
+                let t2 = Clock.seconds()
                 let m = try svrm.extractMesh(tri, resolution: meshResolution, colors: true)
-                writeStderr("mesh \(meshResolution)^3: \(m.vertexCount) vertices, \(m.faceCount) faces, \(svrmSeconds(svrmClock() - t2)) s\n")
+                writeStderr("mesh \(meshResolution)^3: \(m.vertexCount) vertices, \(m.faceCount) faces, \(svrmSeconds(Clock.seconds() - t2)) s\n")
                 try m.save(mesh, overwrite: overwrite)
             }
             try SafetensorsWriter.write(items, metadata: [("producer", "hunyuan-cli svrm-eval")], to: output,
@@ -126,12 +126,6 @@ struct SVRMEvalCommand: ParsableCommand {
     }
 }
 
-/// Seconds from a monotonic clock.
-private func svrmClock() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
 
 /// Seconds with 3 decimals.
 private func svrmSeconds(_ s: Double) -> String { String(Double(Int((s * 1000).rounded())) / 1000) }
@@ -254,14 +248,14 @@ struct ReconstructCommand: ParsableCommand {
             }
             try checkOutput(output, overwrite: overwrite)
             try checkOutput(preview, overwrite: overwrite)
-            let t0 = svrmClock()
+            let t0 = Clock.seconds()
             let svrm = try SVRM(path: model, threads: threads)
             var o = SVRMMeshOptions()
             o.resolution = resolution
             o.targetFaces = faces
-            var last = svrmClock(), previous = "preprocess"
+            var last = Clock.seconds(), previous = "preprocess"
             let result = try svrm.viewsToMesh(views: images, options: o, progress: { stage, fraction in
-                let now = svrmClock()
+                let now = Clock.seconds()
                 if stage == previous {  // within a stage (the encode's blocks): how far
                     writeStderr("[\(svrmSeconds(now - t0)) s] \(stage) \(Int(fraction * 100))%\n")
                     return true

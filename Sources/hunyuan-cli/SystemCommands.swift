@@ -4,9 +4,7 @@ import HunyuanCore
 struct SystemCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "system", abstract: "Print CPU features and build information.")
     func run() throws {
-        var out = StdoutWriter()
-        out.write("hunyuan \(HunyuanVersion.string)\n\(CPUFeatures.summary)\n")
-        out.flush()
+        printOut("hunyuan \(HunyuanVersion.string)\n\(CPUFeatures.summary)\n")
     }
 }
 

@@ -34,9 +34,9 @@ struct TokenizeCommand: ParsableCommand {
                 var best = Double.infinity
                 var tokens = 0
                 for _ in 0..<reps {
-                    let t0 = tokenizerClock()
+                    let t0 = Clock.seconds()
                     let ids = try tok.encode(bytes: input, wrap: !noWrap, parseSpecial: !noSpecial)
-                    best = min(best, tokenizerClock() - t0)
+                    best = min(best, Clock.seconds() - t0)
                     tokens = ids.count
                 }
                 let mbs = Double(input.count) / best / 1e6
@@ -138,8 +138,3 @@ struct ChatTokenizeCommand: ParsableCommand {
     }
 }
 
-func tokenizerClock() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}

@@ -67,9 +67,7 @@ struct TrainCommand: ParsableCommand {
                 return true
             }
             writeStderr("\n")
-            var out = StdoutWriter()
-            out.write(metrics.serialized() + "\n")
-            out.flush()
+            printOut(metrics.serialized() + "\n")
         }
     }
 }
@@ -94,7 +92,7 @@ struct TrainTokenizerCommand: ParsableCommand {
                 while cut < b.count && cut > 0 && b[cut - 1] != 0x0A { cut += 1 }
                 texts.append(Array(b[..<cut]))
             }
-            let start = monotonicSeconds()
+            let start = Clock.seconds()
             let ranks = try TokenizerTrainer.train(texts: texts, vocabSize: vocabSize) { merges in
                 writeStderr("\rmerges \(merges)/\(vocabSize - 256)")
             }
@@ -102,10 +100,8 @@ struct TrainTokenizerCommand: ParsableCommand {
             let path = FileSystem.isDirectory(output) ? FileSystem.join(output, "hy.tiktoken") : output
             try TokenizerTrainer.write(ranks: ranks, to: path)
             if FileSystem.isDirectory(output) { try TokenizerTrainer.writeConfig(rankCount: ranks.count, folder: output) }
-            writeStderr("wrote \(ranks.count) ranks to \(path) in \(fixed(monotonicSeconds() - start, 1)) s\n")
-            var out = StdoutWriter()
-            out.write("{\"ranks\":\(ranks.count),\"path\":\"\(path)\"}\n")
-            out.flush()
+            writeStderr("wrote \(ranks.count) ranks to \(path) in \(fixed(Clock.seconds() - start, 1)) s\n")
+            printOut("{\"ranks\":\(ranks.count),\"path\":\"\(path)\"}\n")
         }
     }
 }

@@ -5,21 +5,10 @@
  *   ./generate build/libhunyuan.so.0 ../shared            # a fixture checkpoint
  *   ./generate build/libhunyuan.so.0 - path/to/model_dir   # any checkpoint
  */
-#include <dlfcn.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "hunyuan.h"
-
-#define RESOLVE(lib, name, var)                            \
-    do {                                                   \
-        void *sym_ = dlsym(lib, name);                     \
-        if (sym_ == NULL) {                                \
-            fprintf(stderr, "missing symbol %s\n", name);  \
-            return 1;                                      \
-        }                                                  \
-        memcpy(&(var), &sym_, sizeof sym_);                \
-    } while (0)
+#include "load.h"
 
 static bool print_token(int32_t token, void *user) {
     (void)user;
@@ -36,11 +25,8 @@ int main(int argc, char **argv) {
     else
         snprintf(model_dir, sizeof model_dir, "%s/fixtures/lm/hunyuan-large-tiny", argc > 2 ? argv[2] : "../shared");
 
-    void *lib = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        fprintf(stderr, "dlopen: %s\n", dlerror());
-        return 1;
-    }
+    void *lib = hy_example_open(lib_path);
+    if (lib == NULL) return 1;
     const char *(*last_error)(void);
     hy_status (*model_load)(const char *, const hy_model_params *, hy_model **);
     void (*model_free)(hy_model *);

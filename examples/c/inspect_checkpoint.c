@@ -4,22 +4,10 @@
  *   ./inspect build/libhunyuan.so.0 ../shared            # lists a fixture checkpoint
  *   ./inspect build/libhunyuan.so.0 - path/to/model_dir   # or any checkpoint
  */
-#include <dlfcn.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "hunyuan.h"
-
-/* Looks up `name` in the library; ISO C needs the memcpy to turn a void * into a function pointer. */
-#define RESOLVE(lib, name, var)                            \
-    do {                                                   \
-        void *sym_ = dlsym(lib, name);                     \
-        if (sym_ == NULL) {                                \
-            fprintf(stderr, "missing symbol %s\n", name);  \
-            return 1;                                      \
-        }                                                  \
-        memcpy(&(var), &sym_, sizeof sym_);                \
-    } while (0)
+#include "load.h"
 
 int main(int argc, char **argv) {
     const char *lib_path = argc > 1 ? argv[1] : "libhunyuan.so.0";
@@ -29,11 +17,8 @@ int main(int argc, char **argv) {
     else
         snprintf(model, sizeof model, "%s/fixtures/lm/hunyuan-large-tiny-bf16-sharded", argc > 2 ? argv[2] : "../shared");
 
-    void *lib = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        fprintf(stderr, "dlopen: %s\n", dlerror());
-        return 1;
-    }
+    void *lib = hy_example_open(lib_path);
+    if (lib == NULL) return 1;
     const char *(*version)(void);
     const char *(*last_error)(void);
     hy_status (*open)(const char *, const hy_checkpoint_params *, hy_checkpoint **);

@@ -23,14 +23,7 @@ public struct SamplerParams: Sendable, Equatable {
     public init() {}
 
     /// The defaults of generation_config.json: sampling when do_sample, otherwise greedy.
-    public init(_ g: GenerationConfig) {
-        greedy = !g.doSample
-        temperature = g.temperature
-        topK = g.topK
-        topP = g.topP
-        minP = g.minP
-        repetitionPenalty = g.repetitionPenalty
-    }
+    public init(_ g: GenerationConfig) { self = g.sampler }
 
     public func validate() throws {
         guard temperature.isFinite, temperature >= 0 else { throw HYError.invalidArgument("temperature \(temperature) must be ≥ 0") }

@@ -174,12 +174,12 @@ public struct HunyuanConfig: Sendable, Equatable {
 /// Sampling defaults and stop tokens from generation_config.json (all keys optional).
 public struct GenerationConfig: Sendable, Equatable {
     public var eosTokenIds: [Int] = []
-    public var doSample: Bool = false
-    public var temperature: Float = 1
-    public var topK: Int = 0
-    public var topP: Float = 1
-    public var minP: Float = 0
-    public var repetitionPenalty: Float = 1
+    /// The file's sampling defaults (`do_sample` false → greedy, as transformers).
+    public var sampler: SamplerParams = {
+        var p = SamplerParams()
+        p.greedy = true
+        return p
+    }()
 
     public init() {}
 
@@ -189,12 +189,12 @@ public struct GenerationConfig: Sendable, Equatable {
         if let e = json["eos_token_id"] {
             if let i = e.intValue { g.eosTokenIds = [Int(i)] } else if let a = e.arrayValue { g.eosTokenIds = a.compactMap { $0.intValue.map(Int.init) } }
         }
-        if let b = json["do_sample"]?.boolValue { g.doSample = b }
-        if let v = json["temperature"]?.doubleValue { g.temperature = Float(v) }
-        if let v = json["top_k"]?.intValue { g.topK = Int(max(0, v)) }
-        if let v = json["top_p"]?.doubleValue { g.topP = Float(v) }
-        if let v = json["min_p"]?.doubleValue { g.minP = Float(v) }
-        if let v = json["repetition_penalty"]?.doubleValue { g.repetitionPenalty = Float(v) }
+        if let b = json["do_sample"]?.boolValue { g.sampler.greedy = !b }
+        if let v = json["temperature"]?.doubleValue { g.sampler.temperature = Float(v) }
+        if let v = json["top_k"]?.intValue { g.sampler.topK = Int(max(0, v)) }
+        if let v = json["top_p"]?.doubleValue { g.sampler.topP = Float(v) }
+        if let v = json["min_p"]?.doubleValue { g.sampler.minP = Float(v) }
+        if let v = json["repetition_penalty"]?.doubleValue { g.sampler.repetitionPenalty = Float(v) }
         return g
     }
 
