@@ -94,6 +94,28 @@ final class LanguageModelTests: XCTestCase {
         }
     }
 
+    /// The trace names every stage in graph order, with shapes, and its `result_output` is the
+    /// reference's logits (prefill in chunks of 8, so several chunks are traced).
+    func testTraceNamesStagesAndCarriesReferenceLogits() throws {
+        for dir in try fixtureDirs() {
+            let ref = try reference(dir)
+            let model = try HunyuanModel(path: dir)
+            let c = model.config
+            let s = try InferenceSession(model: model, threads: 2, chunk: 8)
+            var names: [String] = [], logits: [Float] = []
+            s.trace = { name, shape, values in
+                names.append(name)
+                if name == "result_output" { XCTAssertEqual(shape[1], c.vocabSize); logits += values }
+                if name.hasPrefix("l_out.") || name.hasPrefix("attn_out.") { XCTAssertEqual(shape[1], c.hiddenSize) }
+            }
+            try s.eval(ref.inputIds, allLogits: true)
+            let perChunk = ["inp_embd"] + (0..<c.numLayers).flatMap { ["attn_out.\($0)", "l_out.\($0)"] } + ["result_norm", "result_output"]
+            let chunks = (ref.inputIds.count + 7) / 8
+            XCTAssertEqual(names, Array((0..<chunks).map { _ in perChunk }.joined()), dir)
+            XCTAssertLessThanOrEqual(Self.maxAbsDiff(logits, ref.logits), 1e-4, dir)
+        }
+    }
+
     func testGreedyThroughKVCacheOneAndTwoThreads() throws {
         for dir in try fixtureDirs() {
             let ref = try reference(dir)

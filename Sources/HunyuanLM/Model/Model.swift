@@ -104,6 +104,11 @@ public final class InferenceSession {
     public private(set) var hasLogits = false
     /// Tokens currently in the cache (for repetition penalty and truncation).
     public private(set) var tokens: [Int32] = []
+    /// Receives the named intermediates of every evaluated chunk (llama.cpp's graph names):
+    /// `inp_embd` [t, d]; per layer l `attn_out.l` (the residual stream after attention) and `l_out.l`
+    /// [t, d]; `result_norm` [rows, d] and `result_output` [rows, vocab] for the rows whose logits are
+    /// computed (all with `allLogits`, else the chunk's last). nil (the default) copies nothing.
+    public var trace: Trace? = nil
 
     /// - contextLength: positions the cache holds (0 → model.defaultContextLength).
     /// - threads: worker threads including the caller (0 → all processors).
@@ -203,15 +208,19 @@ public final class InferenceSession {
                 ropeTable(position: pos0 + i, invFreq: $0.baseAddress!, headDim: hd, s.cosSin + i * hd)
             }
         }
+        trace.emit("inp_embd", [t, d], s.x)
         for l in 0..<c.numLayers {
             if let shouldAbort, shouldAbort() { throw HYError.aborted("evaluation aborted at layer \(l)") }
             HunyuanAttention.forward(layer: l, t: t, pos0: pos0, model: model, state: s, cache: cache, pool: pool)
+            trace.emit("attn_out.\(l)", [t, d], s.x)
             HunyuanMoE.forward(layer: l, t: t, model: model, state: s, pool: pool)
+            trace.emit("l_out.\(l)", [t, d], s.x)
         }
         let rows = logitsOut != nil ? 0..<t : (isLast ? (t - 1)..<t : t..<t)
         w.norm.withUnsafeBufferPointer { nw in
             for i in rows { rmsnorm(s.x + i * d, nw.baseAddress, d, eps: c.rmsNormEps, s.xn + i * d) }
         }
+        if !rows.isEmpty { trace.emit("result_norm", [rows.count, d], s.xn + rows.lowerBound * d) }
         if let off = logitsOut {
             let v = c.vocabSize
             let p = pool
@@ -219,9 +228,11 @@ public final class InferenceSession {
                 let base = out.baseAddress! + off * v
                 linear(w.lmHead, s.xn, t, base, pool: p)
                 if isLast { s.lastLogits.update(from: base + (t - 1) * v, count: v) }
+                trace.emit("result_output", [t, v], base)
             }
         } else if isLast {
             matvec(w.lmHead, s.xn + (t - 1) * d, s.lastLogits, pool: pool)
+            trace.emit("result_output", [1, c.vocabSize], s.lastLogits)
         }
     }
 }
