@@ -24,19 +24,28 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "CHunyuan", cSettings: engineC, linkerSettings: [.linkedLibrary("jpeg")]),
+        .target(name: "CHunyuan", cSettings: engineC),
+        .target(name: "CJPEG", cSettings: engineC, linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "HunyuanCore", dependencies: ["COpenBLAS", "CHunyuan"], swiftSettings: engineSwift),
         .target(name: "HunyuanLM", dependencies: ["HunyuanCore"], swiftSettings: engineSwift),
-        .target(name: "Hunyuan3D", dependencies: ["HunyuanCore", "CHunyuan", "CZlib"], swiftSettings: engineSwift),
-        .target(name: "HunyuanCAPI", dependencies: ["CHunyuan", "HunyuanCore", "HunyuanLM", "Hunyuan3D"],
+        // Image types and codecs (PNG through zlib, JPEG through libjpeg); geometry (meshes, marching
+        // cubes, mesh operations, file formats, preview renders) uses them for textures and previews.
+        // The direction is Geometry -> Image, never back; 3D builds on both.
+        .target(name: "HunyuanImage", dependencies: ["HunyuanCore", "CZlib", "CJPEG"], swiftSettings: engineSwift),
+        .target(name: "HunyuanGeometry", dependencies: ["HunyuanCore", "HunyuanImage"], swiftSettings: engineSwift),
+        .target(name: "Hunyuan3D", dependencies: ["HunyuanCore", "HunyuanGeometry", "HunyuanImage"],
+                swiftSettings: engineSwift),
+        .target(name: "HunyuanCAPI", dependencies: ["CHunyuan", "HunyuanCore", "HunyuanLM", "HunyuanGeometry",
+                                                    "HunyuanImage", "Hunyuan3D"],
                 swiftSettings: engineSwift),
         .executableTarget(name: "hunyuan-cli", dependencies: [
-            "HunyuanCore", "HunyuanLM", "Hunyuan3D",
+            "HunyuanCore", "HunyuanLM", "HunyuanGeometry", "HunyuanImage", "Hunyuan3D",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: engineSwift),
         .testTarget(name: "HunyuanCoreTests", dependencies: ["HunyuanCore"]),
         .testTarget(name: "HunyuanLMTests", dependencies: ["HunyuanLM"]),
-        .testTarget(name: "Hunyuan3DTests", dependencies: ["Hunyuan3D"]),
+        .testTarget(name: "HunyuanGeometryTests", dependencies: ["HunyuanGeometry", "HunyuanImage"]),
+        .testTarget(name: "Hunyuan3DTests", dependencies: ["Hunyuan3D", "HunyuanGeometry", "HunyuanImage"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,6 @@
 import HunyuanCore
+import HunyuanGeometry
+import HunyuanImage
 
 /// Views → mesh as the official predictor + `SVRMModel.export_mesh_with_uv` do it (vertex-colour
 /// path, `svrm/predictor.py`, `svrm/ldm/models/svrm.py:128-224`): 7 RGB(A) views (the 6 generated
@@ -28,7 +30,7 @@ extension SVRM {
     /// calling thread between stages and after each encoder / transformer block, and returning false cancels; `abort()` is polled before each
     /// encoder and transformer block (calling thread) and during the SDF evaluation (worker threads);
     /// returning true cancels. Cancelling throws `.aborted`.
-    public func viewsToMesh(views: [SVRMPreprocess.Image], options: SVRMMeshOptions = SVRMMeshOptions(),
+    public func viewsToMesh(views: [ByteImage], options: SVRMMeshOptions = SVRMMeshOptions(),
                             progress: ((String, Float) -> Bool)? = nil, abort: (() -> Bool)? = nil) throws
         -> (mesh: Mesh, triplane: SVRMTriplane) {
         guard views.count == config.numViews else {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Glibc
 import Hunyuan3D
 import HunyuanCore
+import HunyuanGeometry
+import HunyuanImage
 
 /// `svrm-eval`: runs the reconstruction model on already-preprocessed inputs and writes every output
 /// under the names and layouts of the svrm fixtures' reference.safetensors, so parity can be checked
@@ -239,7 +241,7 @@ struct ReconstructCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            var images: [SVRMPreprocess.Image] = []
+            var images: [ByteImage] = []
             if let viewsU8 {
                 let f = try SafetensorsFile(path: viewsU8)
                 guard let t = f.tensor("images_uint8"), t.dtype == .u8, t.shape.count == 4 else {
@@ -248,8 +250,8 @@ struct ReconstructCommand: ParsableCommand {
                 let per = t.shape[1] * t.shape[2] * t.shape[3]
                 let bytes = Array(t.data.bindMemory(to: UInt8.self))
                 for v in 0..<t.shape[0] {
-                    images.append(try SVRMPreprocess.Image(width: t.shape[2], height: t.shape[1], channels: t.shape[3],
-                                                           pixels: Array(bytes[(v * per)..<((v + 1) * per)])))
+                    images.append(try ByteImage(width: t.shape[2], height: t.shape[1], channels: t.shape[3],
+                                               pixels: Array(bytes[(v * per)..<((v + 1) * per)])))
                 }
             } else {
                 guard views.count == 6, let condition else {

@@ -1,6 +1,8 @@
 import Glibc
 import XCTest
 @testable import Hunyuan3D
+import HunyuanGeometry
+import HunyuanImage
 
 /// Parity of the reconstruction model (SVRM) against the fixtures made by the official code
 /// (`$HUNYUAN_SHARED/fixtures/svrm/*`, default ../shared), plus its error handling. Every fixture
@@ -179,8 +181,8 @@ final class SVRMTests: XCTestCase {
             let raw = Array(u8.data.bindMemory(to: UInt8.self))
             var out: [Float] = []
             for i in 0..<v {
-                let im = try SVRMPreprocess.Image(width: w, height: h, channels: ch,
-                                                  pixels: Array(raw[(i * h * w * ch)..<((i + 1) * h * w * ch)]))
+                let im = try ByteImage(width: w, height: h, channels: ch,
+                                       pixels: Array(raw[(i * h * w * ch)..<((i + 1) * h * w * ch)]))
                 out += try SVRMPreprocess.prepare(im, size: size)
             }
             let e = maxAbs(out, images.floats())
@@ -359,18 +361,18 @@ final class SVRMTests: XCTestCase {
         expectError(.invalidArgument, "points") { _ = try svrm.query(enc.triplane, points: [0, 0]) }
         expectError(.invalidArgument, "grid size") { _ = try svrm.sdfGrid(enc.triplane, size: 1) }
         expectError(.invalidArgument, "square") {
-            _ = try SVRMPreprocess.prepare(try SVRMPreprocess.Image(width: 4, height: 8, channels: 3,
-                                                                     pixels: [UInt8](repeating: 0, count: 96)), size: 4)
+            _ = try SVRMPreprocess.prepare(try ByteImage(width: 4, height: 8, channels: 3,
+                                                         pixels: [UInt8](repeating: 0, count: 96)), size: 4)
         }
         expectError(.invalidArgument, "image") {
-            _ = try SVRMPreprocess.Image(width: 4, height: 4, channels: 3, pixels: [1, 2, 3])
+            _ = try ByteImage(width: 4, height: 4, channels: 3, pixels: [1, 2, 3])
         }
     }
 
     /// RGBA is composited over white as the reference's rgba_to_rgb (float64, truncated).
     func testAlphaOverWhite() throws {
-        let im = try SVRMPreprocess.Image(width: 2, height: 1, channels: 4, pixels: [10, 20, 30, 255, 100, 0, 200, 128])
+        let im = try ByteImage(width: 2, height: 1, channels: 4, pixels: [10, 20, 30, 255, 100, 0, 200, 128])
         // numpy: (c * a/255 + 255 * (1 - a/255)).astype(uint8)
-        XCTAssertEqual(SVRMPreprocess.compositeOverWhite(im), [10, 20, 30, 177, 127, 227])
+        XCTAssertEqual(im.compositedOverWhite(), [10, 20, 30, 177, 127, 227])
     }
 }

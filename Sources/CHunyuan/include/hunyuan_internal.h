@@ -50,11 +50,6 @@ void hyi_dequant_row(int fmt, const void *w, int64_t cols, float *out);
 void hyi_matvec_fp8(int path, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t cols,
                     const float *scale, float *y);
 
-/* JPEG bytes -> 8-bit RGB rows (*pixels: width * height * 3 bytes, malloc'ed; free() it). Returns 0, or
- * -1 with a message for corrupt, truncated or oversized (side > max_side) data. Thread-safe. */
-int hyi_jpeg_decode(const uint8_t *data, size_t size, size_t max_side, uint8_t **pixels, int32_t *width,
-                    int32_t *height, char *message, size_t message_size);
-
 /* Float weight formats of hyi_gemm_float. */
 enum { HYI_FLOAT_F32 = 0, HYI_FLOAT_F16 = 1, HYI_FLOAT_BF16 = 2 };
 
