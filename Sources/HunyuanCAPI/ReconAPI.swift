@@ -204,7 +204,7 @@ public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePoin
         }
         let result = try h.model.viewsToMesh(
             views: images, options: o,
-            progress: progress.map { cb in { _, f in cb(f, progressUser) } },
+            progress: progress.map { cb in { p in cb(p.overall, progressUser) } },
             abort: abort.map { cb in { cb(abortUser) } })
         h.triplane = result.triplane
         out.pointee = retainHandle(MeshHandle(result.mesh))

@@ -266,16 +266,16 @@ struct ReconstructCommand: ParsableCommand {
             var o = SVRMMeshOptions()
             o.resolution = resolution
             o.targetFaces = faces
-            var last = svrmClock(), previous = "preprocess"
-            let result = try svrm.viewsToMesh(views: images, options: o, progress: { stage, fraction in
+            var last = svrmClock(), previous = SVRM.Stage.preprocess
+            let result = try svrm.viewsToMesh(views: images, options: o, progress: { p in
                 let now = svrmClock()
-                if stage == previous {  // within a stage (the encode's blocks): how far
-                    writeStderr("[\(svrmSeconds(now - t0)) s] \(stage) \(Int(fraction * 100))%\n")
+                if p.stage == previous {  // within a stage (the encode's blocks): how far, of the whole run
+                    writeStderr("[\(svrmSeconds(now - t0)) s] \(p.stage.name) \(Int(p.overall * 100))%\n")
                     return true
                 }
-                writeStderr("[\(svrmSeconds(now - t0)) s] \(previous): \(svrmSeconds(now - last)) s\n")
+                writeStderr("[\(svrmSeconds(now - t0)) s] \(previous.name): \(svrmSeconds(now - last)) s\n")
                 last = now
-                previous = stage
+                previous = p.stage
                 return true
             })
             try result.mesh.save(output, overwrite: overwrite)

@@ -369,6 +369,23 @@ final class SVRMTests: XCTestCase {
         }
     }
 
+    /// The stages cover [0, 1] in order, and the overall fractions are the ones the C API reports
+    /// (encode 0…0.6 by blocks, then 0.6, 0.85, 0.95 and 1 at the starts of the later stages).
+    func testProgressStagesMapToTheReportedFractions() {
+        func overall(_ s: SVRM.Stage, _ c: Int = 0, of t: Int = 1) -> Float { SVRM.Progress(stage: s, completed: c, total: t).overall }
+        XCTAssertEqual(overall(.encode, 0, of: 4), 0)
+        for m in 1..<4 { XCTAssertEqual(overall(.encode, m, of: 4), 0.6 * Float(m) / 4) }
+        XCTAssertEqual(overall(.marchingCubes), 0.6)
+        XCTAssertEqual(overall(.refine), 0.85)
+        XCTAssertEqual(overall(.colors), 0.95)
+        XCTAssertEqual(overall(.done, 1), 1)
+        let stages = SVRM.Stage.allCases
+        XCTAssertEqual(stages.first?.share.start, 0)
+        XCTAssertEqual(stages.last?.share.end, 1)
+        for (a, b) in zip(stages, stages.dropFirst()) { XCTAssertEqual(a.share.end, b.share.start, "\(a) → \(b)") }
+        XCTAssertEqual(SVRM.Progress(stage: .encode, completed: 1, total: 4).fraction, 0.25)
+    }
+
     /// RGBA is composited over white as the reference's rgba_to_rgb (float64, truncated).
     func testAlphaOverWhite() throws {
         let im = try ByteImage(width: 2, height: 1, channels: 4, pixels: [10, 20, 30, 255, 100, 0, 200, 128])
