@@ -98,7 +98,7 @@ public func hy_recon_preprocess_impl(_ r: OpaquePointer?, _ pixels: UnsafePointe
         }
         let n = try checkedMul(try checkedMul(Int(width), Int(height), "image size"), Int(channels), "image size")
         let im = try ByteImage(width: Int(width), height: Int(height), channels: Int(channels),
-                                          pixels: Array(UnsafeBufferPointer(start: pixels, count: n)))
+                               pixels: Array(UnsafeBufferPointer(start: pixels, count: n)))
         let need = 3 * c.imageSize * c.imageSize
         guard capacity >= need else { throw HYError.invalidArgument("out holds \(capacity) floats; \(need) needed") }
         let v = try SVRMPreprocess.prepare(im, size: c.imageSize)
@@ -200,7 +200,7 @@ public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePoin
             }
             let n = try checkedMul(try checkedMul(Int(v.width), Int(v.height), "view size"), Int(v.channels), "view size")
             images.append(try ByteImage(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
-                                                   pixels: Array(UnsafeBufferPointer(start: px, count: n))))
+                                        pixels: Array(UnsafeBufferPointer(start: px, count: n))))
         }
         let result = try h.model.viewsToMesh(
             views: images, options: o,
