@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "CHunyuanABI", cSettings: engineC),
         // Numeric kernels in C and the CPU checks that choose them: seen by HunyuanCore.
         .target(name: "CKernels", cSettings: engineC),
-        .target(name: "CHunyuan", cSettings: engineC, linkerSettings: [.linkedLibrary("jpeg")]),
+        .target(name: "CJPEG", cSettings: engineC, linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "HunyuanCore", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: engineSwift),
         // The neural-network layer shared by every engine (Linear, attention, norms, conv, WeightTable…).
         .target(name: "HunyuanNN", dependencies: ["HunyuanCore"], swiftSettings: engineSwift),
@@ -37,18 +37,26 @@ let package = Package(
         .target(name: "HunyuanTrain", dependencies: ["HunyuanLM"], swiftSettings: engineSwift),
         // Checkpoint converters used by the CLI: GGUF export, quantization, random checkpoints.
         .target(name: "HunyuanConvert", dependencies: ["HunyuanLM"], swiftSettings: engineSwift),
-        .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "CHunyuan", "CZlib"], swiftSettings: engineSwift),
-        .target(name: "HunyuanCAPI", dependencies: ["CHunyuanABI", "HunyuanCore", "HunyuanLM", "Hunyuan3D"],
+        // Image types and codecs (PNG through zlib, JPEG through libjpeg); geometry (meshes, marching
+        // cubes, mesh operations, file formats, preview renders) uses them for textures and previews.
+        // The direction is Geometry -> Image, never back; 3D builds on both and on HunyuanNN.
+        .target(name: "HunyuanImage", dependencies: ["HunyuanCore", "CZlib", "CJPEG"], swiftSettings: engineSwift),
+        .target(name: "HunyuanGeometry", dependencies: ["HunyuanCore", "HunyuanImage"], swiftSettings: engineSwift),
+        .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "HunyuanGeometry", "HunyuanImage"],
+                swiftSettings: engineSwift),
+        .target(name: "HunyuanCAPI", dependencies: ["CHunyuanABI", "HunyuanCore", "HunyuanLM", "HunyuanGeometry",
+                                                    "HunyuanImage", "Hunyuan3D"],
                 swiftSettings: engineSwift),
         .executableTarget(name: "hunyuan-cli", dependencies: [
-            "HunyuanCore", "HunyuanLM", "HunyuanTrain", "HunyuanConvert", "Hunyuan3D",
+            "HunyuanCore", "HunyuanLM", "HunyuanTrain", "HunyuanConvert", "HunyuanGeometry", "HunyuanImage", "Hunyuan3D",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: engineSwift),
         .testTarget(name: "HunyuanCoreTests", dependencies: ["HunyuanCore", "CKernels"]),
         .testTarget(name: "HunyuanNNTests", dependencies: ["HunyuanNN"]),
         .testTarget(name: "HunyuanLMTests", dependencies: ["HunyuanLM", "HunyuanConvert"]),
         .testTarget(name: "HunyuanTrainTests", dependencies: ["HunyuanTrain"]),
-        .testTarget(name: "Hunyuan3DTests", dependencies: ["Hunyuan3D"]),
+        .testTarget(name: "HunyuanGeometryTests", dependencies: ["HunyuanGeometry", "HunyuanImage"]),
+        .testTarget(name: "Hunyuan3DTests", dependencies: ["Hunyuan3D", "HunyuanGeometry", "HunyuanImage"]),
     ],
     swiftLanguageModes: [.v5]
 )

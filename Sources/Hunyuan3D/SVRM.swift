@@ -1,4 +1,5 @@
 import HunyuanNN
+import HunyuanGeometry
 
 /// Hunyuan3D-1.0's sparse-view reconstruction model: 7 views + cameras → image tokens (DINOv2 with
 /// AdaNorm) → triplane (transformer + Linear pixel-shuffle upsampler) → SDF and colour at any point

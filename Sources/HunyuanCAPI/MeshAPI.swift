@@ -1,6 +1,7 @@
 import CHunyuanABI
-import Hunyuan3D
 import HunyuanCore
+import HunyuanGeometry
+import HunyuanImage
 
 /// The object behind `hy_mesh *`: the mesh plus C copies of its arrays, made on demand for the
 /// borrowed-pointer accessors and dropped whenever the mesh changes.

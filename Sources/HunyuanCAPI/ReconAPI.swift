@@ -2,6 +2,8 @@ import CHunyuanABI
 import Glibc
 import Hunyuan3D
 import HunyuanCore
+import HunyuanGeometry
+import HunyuanImage
 
 /// The object behind `hy_recon *`: the model and the triplane of the last encode.
 final class ReconHandle {
@@ -95,8 +97,8 @@ public func hy_recon_preprocess_impl(_ r: OpaquePointer?, _ pixels: UnsafePointe
             throw HYError.invalidArgument("image \(width)x\(height)x\(channels): positive size and 3 or 4 channels expected")
         }
         let n = try checkedMul(try checkedMul(Int(width), Int(height), "image size"), Int(channels), "image size")
-        let im = try SVRMPreprocess.Image(width: Int(width), height: Int(height), channels: Int(channels),
-                                          pixels: Array(UnsafeBufferPointer(start: pixels, count: n)))
+        let im = try ByteImage(width: Int(width), height: Int(height), channels: Int(channels),
+                               pixels: Array(UnsafeBufferPointer(start: pixels, count: n)))
         let need = 3 * c.imageSize * c.imageSize
         guard capacity >= need else { throw HYError.invalidArgument("out holds \(capacity) floats; \(need) needed") }
         let v = try SVRMPreprocess.prepare(im, size: c.imageSize)
@@ -189,7 +191,7 @@ public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePoin
         guard o.targetFaces >= 0, o.smoothIterations >= 0, o.smoothIterations <= 1000, o.clusterSize >= 0, o.clusterSize.isFinite else {
             throw HYError.invalidArgument("hy_recon_mesh_params: target_faces, smooth_iterations and cluster_size must be ≥ 0")
         }
-        var images: [SVRMPreprocess.Image] = []
+        var images: [ByteImage] = []
         for i in 0..<nViews {
             let v = views[i]
             guard let px = v.pixels else { throw HYError.invalidArgument("views[\(i)].pixels is NULL") }
@@ -197,12 +199,12 @@ public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePoin
                 throw HYError.invalidArgument("views[\(i)]: \(v.width)x\(v.height)x\(v.channels) (positive size, 3 or 4 channels)")
             }
             let n = try checkedMul(try checkedMul(Int(v.width), Int(v.height), "view size"), Int(v.channels), "view size")
-            images.append(try SVRMPreprocess.Image(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
-                                                   pixels: Array(UnsafeBufferPointer(start: px, count: n))))
+            images.append(try ByteImage(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
+                                        pixels: Array(UnsafeBufferPointer(start: px, count: n))))
         }
         let result = try h.model.viewsToMesh(
             views: images, options: o,
-            progress: progress.map { cb in { _, f in cb(f, progressUser) } },
+            progress: progress.map { cb in { p in cb(p.overall, progressUser) } },
             abort: abort.map { cb in { cb(abortUser) } })
         h.triplane = result.triplane
         out.pointee = retainHandle(MeshHandle(result.mesh))

@@ -120,4 +120,9 @@ public enum FileSystem {
             throw HYError.io("\(path): cannot rename into place: \(e)")
         }
     }
+
+    /// Writes `bytes` atomically, as `writeAtomically(_:overwrite:_:)`.
+    public static func writeAtomically(_ path: String, bytes: [UInt8], overwrite: Bool) throws {
+        try writeAtomically(path, overwrite: overwrite) { write in try bytes.withUnsafeBytes { try write($0) } }
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Hunyuan3D
 import HunyuanCore
+import HunyuanGeometry
+import HunyuanImage
 #if canImport(Glibc)
 import Glibc
 #endif

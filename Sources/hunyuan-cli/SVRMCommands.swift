@@ -2,6 +2,8 @@ import ArgumentParser
 import Glibc
 import Hunyuan3D
 import HunyuanCore
+import HunyuanGeometry
+import HunyuanImage
 
 /// `svrm-eval`: runs the reconstruction model on already-preprocessed inputs and writes every output
 /// under the names and layouts of the svrm fixtures' reference.safetensors, so parity can be checked
@@ -228,7 +230,7 @@ struct ReconstructCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            var images: [SVRMPreprocess.Image] = []
+            var images: [ByteImage] = []
             if let viewsU8 {
                 let f = try SafetensorsFile(path: viewsU8)
                 guard let t = f.tensor("images_uint8"), t.dtype == .u8, t.shape.count == 4 else {
@@ -237,8 +239,8 @@ struct ReconstructCommand: ParsableCommand {
                 let per = t.shape[1] * t.shape[2] * t.shape[3]
                 let bytes = Array(t.data.bindMemory(to: UInt8.self))
                 for v in 0..<t.shape[0] {
-                    images.append(try SVRMPreprocess.Image(width: t.shape[2], height: t.shape[1], channels: t.shape[3],
-                                                           pixels: Array(bytes[(v * per)..<((v + 1) * per)])))
+                    images.append(try ByteImage(width: t.shape[2], height: t.shape[1], channels: t.shape[3],
+                                               pixels: Array(bytes[(v * per)..<((v + 1) * per)])))
                 }
             } else {
                 guard views.count == 6, let condition else {
@@ -253,16 +255,16 @@ struct ReconstructCommand: ParsableCommand {
             var o = SVRMMeshOptions()
             o.resolution = resolution
             o.targetFaces = faces
-            var last = Clock.seconds(), previous = "preprocess"
-            let result = try svrm.viewsToMesh(views: images, options: o, progress: { stage, fraction in
+            var last = Clock.seconds(), previous = SVRM.Stage.preprocess
+            let result = try svrm.viewsToMesh(views: images, options: o, progress: { p in
                 let now = Clock.seconds()
-                if stage == previous {  // within a stage (the encode's blocks): how far
-                    writeStderr("[\(svrmSeconds(now - t0)) s] \(stage) \(Int(fraction * 100))%\n")
+                if p.stage == previous {  // within a stage (the encode's blocks): how far, of the whole run
+                    writeStderr("[\(svrmSeconds(now - t0)) s] \(p.stage.name) \(Int(p.overall * 100))%\n")
                     return true
                 }
-                writeStderr("[\(svrmSeconds(now - t0)) s] \(previous): \(svrmSeconds(now - last)) s\n")
+                writeStderr("[\(svrmSeconds(now - t0)) s] \(previous.name): \(svrmSeconds(now - last)) s\n")
                 last = now
-                previous = stage
+                previous = p.stage
                 return true
             })
             try result.mesh.save(output, overwrite: overwrite)

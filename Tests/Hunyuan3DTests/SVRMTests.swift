@@ -1,6 +1,8 @@
 import Glibc
 import XCTest
 @testable import Hunyuan3D
+import HunyuanGeometry
+import HunyuanImage
 
 /// Parity of the reconstruction model (SVRM) against the fixtures made by the official code
 /// (`$HUNYUAN_SHARED/fixtures/svrm/*`, default ../shared), plus its error handling. Every fixture
@@ -179,8 +181,8 @@ final class SVRMTests: XCTestCase {
             let raw = Array(u8.data.bindMemory(to: UInt8.self))
             var out: [Float] = []
             for i in 0..<v {
-                let im = try SVRMPreprocess.Image(width: w, height: h, channels: ch,
-                                                  pixels: Array(raw[(i * h * w * ch)..<((i + 1) * h * w * ch)]))
+                let im = try ByteImage(width: w, height: h, channels: ch,
+                                       pixels: Array(raw[(i * h * w * ch)..<((i + 1) * h * w * ch)]))
                 out += try SVRMPreprocess.prepare(im, size: size)
             }
             let e = maxAbs(out, images.floats())
@@ -316,18 +318,35 @@ final class SVRMTests: XCTestCase {
         expectError(.invalidArgument, "points") { _ = try svrm.query(enc.triplane, points: [0, 0]) }
         expectError(.invalidArgument, "grid size") { _ = try svrm.sdfGrid(enc.triplane, size: 1) }
         expectError(.invalidArgument, "square") {
-            _ = try SVRMPreprocess.prepare(try SVRMPreprocess.Image(width: 4, height: 8, channels: 3,
-                                                                     pixels: [UInt8](repeating: 0, count: 96)), size: 4)
+            _ = try SVRMPreprocess.prepare(try ByteImage(width: 4, height: 8, channels: 3,
+                                                         pixels: [UInt8](repeating: 0, count: 96)), size: 4)
         }
         expectError(.invalidArgument, "image") {
-            _ = try SVRMPreprocess.Image(width: 4, height: 4, channels: 3, pixels: [1, 2, 3])
+            _ = try ByteImage(width: 4, height: 4, channels: 3, pixels: [1, 2, 3])
         }
+    }
+
+    /// The stages cover [0, 1] in order, and the overall fractions are the ones the C API reports
+    /// (encode 0…0.6 by blocks, then 0.6, 0.85, 0.95 and 1 at the starts of the later stages).
+    func testProgressStagesMapToTheReportedFractions() {
+        func overall(_ s: SVRM.Stage, _ c: Int = 0, of t: Int = 1) -> Float { SVRM.Progress(stage: s, completed: c, total: t).overall }
+        XCTAssertEqual(overall(.encode, 0, of: 4), 0)
+        for m in 1..<4 { XCTAssertEqual(overall(.encode, m, of: 4), 0.6 * Float(m) / 4) }
+        XCTAssertEqual(overall(.marchingCubes), 0.6)
+        XCTAssertEqual(overall(.refine), 0.85)
+        XCTAssertEqual(overall(.colors), 0.95)
+        XCTAssertEqual(overall(.done, 1), 1)
+        let stages = SVRM.Stage.allCases
+        XCTAssertEqual(stages.first?.share.start, 0)
+        XCTAssertEqual(stages.last?.share.end, 1)
+        for (a, b) in zip(stages, stages.dropFirst()) { XCTAssertEqual(a.share.end, b.share.start, "\(a) → \(b)") }
+        XCTAssertEqual(SVRM.Progress(stage: .encode, completed: 1, total: 4).fraction, 0.25)
     }
 
     /// RGBA is composited over white as the reference's rgba_to_rgb (float64, truncated).
     func testAlphaOverWhite() throws {
-        let im = try SVRMPreprocess.Image(width: 2, height: 1, channels: 4, pixels: [10, 20, 30, 255, 100, 0, 200, 128])
+        let im = try ByteImage(width: 2, height: 1, channels: 4, pixels: [10, 20, 30, 255, 100, 0, 200, 128])
         // numpy: (c * a/255 + 255 * (1 - a/255)).astype(uint8)
-        XCTAssertEqual(SVRMPreprocess.compositeOverWhite(im), [10, 20, 30, 177, 127, 227])
+        XCTAssertEqual(im.compositedOverWhite(), [10, 20, 30, 177, 127, 227])
     }
 }

@@ -1,3 +1,5 @@
+import HunyuanImage
+
 /// Wavefront OBJ writer: `v x y z [r g b]` (colours as floats in [0, 1], the de-facto extension that
 /// trimesh, MeshLab and Blender read), `vn`, `vt`, and 1-based triangle faces. With UVs and a texture,
 /// a `.mtl` and a `.png` with the same base name are written next to the .obj (each atomically).
@@ -36,15 +38,15 @@ public enum OBJExporter {
 
     static func write(_ m: Mesh, to path: String, overwrite: Bool) throws {
         guard let tex = m.texture, m.uvs != nil else {
-            try writeBytes(encode(m), path, overwrite)
+            try FileSystem.writeAtomically(path, bytes: encode(m), overwrite: overwrite)
             return
         }
         let base = String(path[..<path.lastIndex(of: ".")!])
         let name = base.split(separator: "/").last.map(String.init) ?? "mesh"
         let mtl = "# written by hunyuan\nnewmtl material0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd \(name).png\n"
-        try writeBytes(try PNGEncoder.encode(tex), base + ".png", overwrite)
-        try writeBytes(Array(mtl.utf8), base + ".mtl", overwrite)
-        try writeBytes(encode(m, mtlName: name + ".mtl"), path, overwrite)
+        try FileSystem.writeAtomically(base + ".png", bytes: try PNGEncoder.encode(tex), overwrite: overwrite)
+        try FileSystem.writeAtomically(base + ".mtl", bytes: Array(mtl.utf8), overwrite: overwrite)
+        try FileSystem.writeAtomically(path, bytes: encode(m, mtlName: name + ".mtl"), overwrite: overwrite)
     }
 }
 

@@ -1,10 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CZlib
+import HunyuanImage
 
 /// A small software rasterizer for preview images: perspective-free orthographic views, z-buffer,
-/// Lambert + ambient shading of vertex colours (grey when the mesh has none), and PNG output.
+/// Lambert + ambient shading of vertex colours (grey when the mesh has none). The result is an
+/// `RGBAImage`; `PNGEncoder` (HunyuanImage) writes it.
 public enum Raster {
     /// The four views of a preview: front, right side, top and a three-quarter view (yaw, pitch in
     /// degrees; y up, camera looking at the mesh centre).
@@ -81,48 +82,5 @@ public enum Raster {
                 }
             }
         }
-    }
-}
-
-/// PNG encoder (8-bit RGBA, filter 0 on every row, zlib through the system library).
-public enum PNGEncoder {
-    public static func encode(_ img: RGBAImage) throws -> [UInt8] {
-        guard img.width > 0, img.height > 0, img.pixels.count == img.width * img.height * 4 else {
-            throw HYError.invalidArgument("image \(img.width)x\(img.height) with \(img.pixels.count) bytes")
-        }
-        var raw = [UInt8](); raw.reserveCapacity((img.width * 4 + 1) * img.height)
-        for y in 0..<img.height {
-            raw.append(0)
-            raw += img.pixels[(y * img.width * 4)..<((y + 1) * img.width * 4)]
-        }
-        var destLen = compressBound(uLong(raw.count))
-        var z = [UInt8](repeating: 0, count: Int(destLen))
-        let rc = compress2(&z, &destLen, raw, uLong(raw.count), 6)
-        guard rc == Z_OK else { throw HYError.internal("zlib compress2 failed (\(rc))") }
-        z.removeSubrange(Int(destLen)...)
-        var w = ByteWriter()
-        w.bytes = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        func chunk(_ type: String, _ data: [UInt8]) {
-            var be = ByteWriter()
-            be.u32(UInt32(data.count).bigEndian)
-            w.bytes += be.bytes
-            let td = Array(type.utf8) + data
-            w.bytes += td
-            let crc = td.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
-            var c = ByteWriter(); c.u32(crc.bigEndian)
-            w.bytes += c.bytes
-        }
-        var ihdr = ByteWriter()
-        ihdr.u32(UInt32(img.width).bigEndian); ihdr.u32(UInt32(img.height).bigEndian)
-        ihdr.bytes += [8, 6, 0, 0, 0]
-        chunk("IHDR", ihdr.bytes)
-        chunk("IDAT", z)
-        chunk("IEND", [])
-        return w.bytes
-    }
-
-    /// Writes `img` as PNG to `path` atomically (existing file replaced only with `overwrite`).
-    public static func write(_ img: RGBAImage, to path: String, overwrite: Bool) throws {
-        try writeBytes(try encode(img), path, overwrite)
     }
 }

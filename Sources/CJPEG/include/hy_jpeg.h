@@ -1,6 +1,7 @@
-/* JPEG decoding through libjpeg, used by the image code; not part of the ABI. */
-#ifndef HUNYUAN_INTERNAL_H
-#define HUNYUAN_INTERNAL_H
+/* JPEG decoding for HunyuanImage through libjpeg(-turbo). Internal: not part of the ABI (the version
+ * script exports only hy_* symbols, so the function keeps the internal hyi_ prefix). */
+#ifndef HY_JPEG_H
+#define HY_JPEG_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -27,9 +27,9 @@ extension Mesh {
         try validate(path)
         switch try MeshFormat.from(path: path) {
         case .obj: try OBJExporter.write(self, to: path, overwrite: overwrite)
-        case .ply: try writeBytes(PLYExporter.encode(self), path, overwrite)
-        case .glb: try writeBytes(GLBExporter.encode(self), path, overwrite)
-        case .stl: try writeBytes(STLExporter.encode(self), path, overwrite)
+        case .ply: try FileSystem.writeAtomically(path, bytes: PLYExporter.encode(self), overwrite: overwrite)
+        case .glb: try FileSystem.writeAtomically(path, bytes: GLBExporter.encode(self), overwrite: overwrite)
+        case .stl: try FileSystem.writeAtomically(path, bytes: STLExporter.encode(self), overwrite: overwrite)
         }
     }
 
@@ -47,12 +47,6 @@ extension Mesh {
         }
         do { try m.validate(path) } catch let e as HYError { throw HYError.format(e.message) }
         return m
-    }
-}
-
-func writeBytes(_ bytes: [UInt8], _ path: String, _ overwrite: Bool) throws {
-    try FileSystem.writeAtomically(path, overwrite: overwrite) { w in
-        try bytes.withUnsafeBytes { try w($0) }
     }
 }
 

@@ -1,3 +1,5 @@
+import HunyuanImage
+
 /// GLB (binary glTF 2.0) writer: one mesh, one primitive (triangles) with POSITION (float VEC3, with
 /// min/max), NORMAL (when present), COLOR_0 (normalized unsigned byte VEC4), TEXCOORD_0 (when UVs),
 /// UNSIGNED_INT indices, and one PBR metallic-roughness material (white base colour, metallic 0,

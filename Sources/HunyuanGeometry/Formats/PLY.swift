@@ -34,21 +34,40 @@ public enum PLYExporter {
 /// float), s t / u v / texture_u texture_v are kept, other properties skipped.
 public enum PLYImporter {
     enum Encoding { case ascii, le, be }
-    struct Prop { var name: String; var type: String; var listCount: String? }
-    struct Element { var name: String; var count: Int; var props: [Prop] }
 
-    static func size(_ t: String) -> Int? {
-        switch t {
-        case "char", "int8", "uchar", "uint8": return 1
-        case "short", "int16", "ushort", "uint16": return 2
-        case "int", "int32", "uint", "uint32", "float", "float32": return 4
-        case "double", "float64": return 8
-        default: return nil
+    /// A scalar type of the header (either spelling), decoded once per property, not per value.
+    enum Scalar {
+        case int8, uint8, int16, uint16, int32, uint32, float32, float64
+
+        init?(_ name: String) {
+            switch name {
+            case "char", "int8": self = .int8
+            case "uchar", "uint8": self = .uint8
+            case "short", "int16": self = .int16
+            case "ushort", "uint16": self = .uint16
+            case "int", "int32": self = .int32
+            case "uint", "uint32": self = .uint32
+            case "float", "float32": self = .float32
+            case "double", "float64": self = .float64
+            default: return nil
+            }
+        }
+
+        var size: Int {
+            switch self {
+            case .int8, .uint8: return 1
+            case .int16, .uint16: return 2
+            case .int32, .uint32, .float32: return 4
+            case .float64: return 8
+            }
         }
     }
 
-    public static func parse(_ b: UnsafeRawBufferPointer, context: String) throws -> Mesh {
-        // Header
+    struct Prop { var name: String; var type: Scalar; var listCount: Scalar? }
+    struct Element { var name: String; var count: Int; var props: [Prop] }
+
+    /// The header: encoding, elements with their properties, and the offset where the data begins.
+    static func header(_ b: UnsafeRawBufferPointer, context: String) throws -> (Encoding, [Element], dataStart: Int) {
         var end = -1
         let marker = Array("end_header".utf8)
         var i = 0
@@ -83,15 +102,20 @@ public enum PLYImporter {
             case "property":
                 guard !elements.isEmpty else { throw HYError.format("\(context): property before element") }
                 if t.count >= 5 && t[1] == "list" {
-                    guard size(t[2]) != nil, size(t[3]) != nil else { throw HYError.format("\(context): bad list property '\(line)'") }
-                    elements[elements.count - 1].props.append(Prop(name: t[4], type: t[3], listCount: t[2]))
+                    guard let count = Scalar(t[2]), let type = Scalar(t[3]) else { throw HYError.format("\(context): bad list property '\(line)'") }
+                    elements[elements.count - 1].props.append(Prop(name: t[4], type: type, listCount: count))
                 } else if t.count >= 3 {
-                    guard size(t[1]) != nil else { throw HYError.format("\(context): unknown property type \(t[1])") }
-                    elements[elements.count - 1].props.append(Prop(name: t[2], type: t[1], listCount: nil))
+                    guard let type = Scalar(t[1]) else { throw HYError.format("\(context): unknown property type \(t[1])") }
+                    elements[elements.count - 1].props.append(Prop(name: t[2], type: type, listCount: nil))
                 } else { throw HYError.format("\(context): bad property line '\(line)'") }
             default: break
             }
         }
+        return (enc, elements, end)
+    }
+
+    public static func parse(_ b: UnsafeRawBufferPointer, context: String) throws -> Mesh {
+        let (enc, elements, end) = try header(b, context: context)
         var src = PLYSource(b: b, pos: end, enc: enc, context: context)
         var m = Mesh()
         for el in elements {
@@ -122,7 +146,7 @@ public enum PLYImporter {
                     if hasN { for q in nIdx { nors.append(Float(row[q!])) } }
                     if hasC {
                         for q in cIdx[0..<ch] {
-                            let isByte = el.props[q!].type.hasPrefix("u") && size(el.props[q!].type) == 1
+                            let isByte = el.props[q!].type == .uint8
                             cols.append(isByte ? Float(row[q!]) / 255 : Float(row[q!]))
                         }
                     }
@@ -174,7 +198,7 @@ struct PLYSource {
     let enc: PLYImporter.Encoding
     let context: String
 
-    mutating func scalar(_ type: String) throws -> Double {
+    mutating func scalar(_ type: PLYImporter.Scalar) throws -> Double {
         if enc == .ascii {
             while pos < b.count && (b[pos] == 32 || b[pos] == 10 || b[pos] == 13 || b[pos] == 9) { pos += 1 }
             let start = pos
@@ -184,7 +208,7 @@ struct PLYSource {
             }
             return v
         }
-        guard let n = PLYImporter.size(type) else { throw HYError.format("\(context): bad type \(type)") }
+        let n = type.size
         guard pos + n <= b.count else { throw HYError.format("\(context): truncated data") }
         var raw: UInt64 = 0
         for k in 0..<n {
@@ -193,14 +217,14 @@ struct PLYSource {
         }
         pos += n
         switch type {
-        case "char", "int8": return Double(Int8(truncatingIfNeeded: raw))
-        case "uchar", "uint8": return Double(UInt8(truncatingIfNeeded: raw))
-        case "short", "int16": return Double(Int16(truncatingIfNeeded: raw))
-        case "ushort", "uint16": return Double(UInt16(truncatingIfNeeded: raw))
-        case "int", "int32": return Double(Int32(truncatingIfNeeded: raw))
-        case "uint", "uint32": return Double(UInt32(truncatingIfNeeded: raw))
-        case "float", "float32": return Double(Float(bitPattern: UInt32(truncatingIfNeeded: raw)))
-        default: return Double(bitPattern: raw)
+        case .int8: return Double(Int8(truncatingIfNeeded: raw))
+        case .uint8: return Double(UInt8(truncatingIfNeeded: raw))
+        case .int16: return Double(Int16(truncatingIfNeeded: raw))
+        case .uint16: return Double(UInt16(truncatingIfNeeded: raw))
+        case .int32: return Double(Int32(truncatingIfNeeded: raw))
+        case .uint32: return Double(UInt32(truncatingIfNeeded: raw))
+        case .float32: return Double(Float(bitPattern: UInt32(truncatingIfNeeded: raw)))
+        case .float64: return Double(bitPattern: raw)
         }
     }
 }

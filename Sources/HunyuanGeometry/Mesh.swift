@@ -1,3 +1,5 @@
+import HunyuanImage
+
 /// A triangle mesh as plain flat arrays (trimesh-style), cheap to hand to C and Python.
 ///
 /// - `positions`: [V*3] Float, xyz per vertex.
@@ -166,28 +168,6 @@ public struct Mesh: Sendable {
         }
         colors = out
         colorChannels = channels
-    }
-}
-
-/// An 8-bit RGBA image, row-major from the top row.
-public struct RGBAImage: Sendable {
-    public var width: Int
-    public var height: Int
-    public var pixels: [UInt8]
-
-    public init(width: Int, height: Int, fill: SIMD4<UInt8> = SIMD4(0, 0, 0, 255)) {
-        self.width = width
-        self.height = height
-        pixels = [UInt8](repeating: 0, count: width * height * 4)
-        for i in 0..<(width * height) {
-            pixels[4 * i] = fill.x; pixels[4 * i + 1] = fill.y; pixels[4 * i + 2] = fill.z; pixels[4 * i + 3] = fill.w
-        }
-    }
-
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        self.width = width
-        self.height = height
-        self.pixels = pixels
     }
 }
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <jpeglib.h>
 
-#include "hunyuan_internal.h"
+#include "hy_jpeg.h"
 
 typedef struct {
     struct jpeg_error_mgr base;

@@ -8,7 +8,7 @@ import HunyuanNN
 public enum PNGDecoder {
     public static let maxSide = 1 << 15
 
-    public static func decode(_ b: UnsafeRawBufferPointer, context: String) throws -> SVRMPreprocess.Image {
+    public static func decode(_ b: UnsafeRawBufferPointer, context: String) throws -> ByteImage {
         func bad(_ m: String) -> HYError { HYError.format("\(context): \(m)") }
         let sig: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         guard b.count >= 8, Array(b[0..<8]) == sig else { throw bad("not a PNG file") }
@@ -112,6 +112,42 @@ public enum PNGDecoder {
             out[i * outCh] = rgba.0; out[i * outCh + 1] = rgba.1; out[i * outCh + 2] = rgba.2
             if hasAlpha { out[i * outCh + 3] = rgba.3 }
         }
-        return try SVRMPreprocess.Image(width: width, height: height, channels: outCh, pixels: out)
+        return try ByteImage(width: width, height: height, channels: outCh, pixels: out)
+    }
+}
+
+/// PNG encoder (8-bit RGBA, filter 0 on every row, zlib through the system library).
+public enum PNGEncoder {
+    public static func encode(_ img: RGBAImage) throws -> [UInt8] {
+        guard img.width > 0, img.height > 0, img.pixels.count == img.width * img.height * 4 else {
+            throw HYError.invalidArgument("image \(img.width)x\(img.height) with \(img.pixels.count) bytes")
+        }
+        var raw = [UInt8](); raw.reserveCapacity((img.width * 4 + 1) * img.height)
+        for y in 0..<img.height {
+            raw.append(0)
+            raw += img.pixels[(y * img.width * 4)..<((y + 1) * img.width * 4)]
+        }
+        var destLen = compressBound(uLong(raw.count))
+        var z = [UInt8](repeating: 0, count: Int(destLen))
+        let rc = compress2(&z, &destLen, raw, uLong(raw.count), 6)
+        guard rc == Z_OK else { throw HYError.internal("zlib compress2 failed (\(rc))") }
+        z.removeSubrange(Int(destLen)...)
+        func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+        var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        func chunk(_ type: String, _ data: [UInt8]) {
+            out += be32(UInt32(data.count))
+            let td = Array(type.utf8) + data
+            out += td
+            out += be32(td.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) })
+        }
+        chunk("IHDR", be32(UInt32(img.width)) + be32(UInt32(img.height)) + [8, 6, 0, 0, 0])
+        chunk("IDAT", z)
+        chunk("IEND", [])
+        return out
+    }
+
+    /// Writes `img` as PNG to `path` atomically (existing file replaced only with `overwrite`).
+    public static func write(_ img: RGBAImage, to path: String, overwrite: Bool) throws {
+        try FileSystem.writeAtomically(path, bytes: try encode(img), overwrite: overwrite)
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import XCTest
-@testable import Hunyuan3D
+@testable import HunyuanGeometry
+import HunyuanImage
 
 /// Mesh engine checks against analytic references: sphere volume and area, topology by edge
 /// counts, vertex placement against the linear interpolation of the field, exporter round trips and
