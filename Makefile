@@ -99,7 +99,7 @@ python-install: deps build
 
 test-python: python-install
 	HUNYUAN_CLI=$(CURDIR)/$(BUILD)/hunyuan-cli HUNYUAN_LIB=$(CURDIR)/$(BUILD)/libhunyuan.so.0 \
-	  $(PY) -m pytest -q -p no:cacheprovider Tests/python Tests/blender
+	  $(PY) -m pytest -q -p no:cacheprovider Tests/python Tests/cli Tests/capi Tests/blender
 
 # The Python and Blender examples, run as a user would (from outside the source tree).
 test-examples: python-install

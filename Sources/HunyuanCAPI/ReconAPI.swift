@@ -5,21 +5,10 @@ import HunyuanCore
 import HunyuanGeometry
 import HunyuanImage
 
-/// The object behind `hy_recon *`: the model and the triplane of the last encode.
-final class ReconHandle {
-    let model: SVRM
-    var triplane: SVRMTriplane?
-    init(_ m: SVRM) { model = m }
-}
-
-private func reconArg(_ r: OpaquePointer?) throws -> ReconHandle {
-    guard let h = handleObject(r, ReconHandle.self) else { throw HYError.invalidArgument("recon is NULL") }
+/// The object behind `hy_recon *` is an `SVRMSession` (the model and its last triplane).
+private func reconArg(_ r: OpaquePointer?) throws -> SVRMSession {
+    guard let h = handleObject(r, SVRMSession.self) else { throw HYError.invalidArgument("recon is NULL") }
     return h
-}
-
-private func encodedTriplane(_ h: ReconHandle) throws -> SVRMTriplane {
-    guard let t = h.triplane else { throw HYError.invalidArgument("recon: nothing encoded yet (call hy_recon_encode first)") }
-    return t
 }
 
 /// `n` floats at `p` as an array, checking the pointer and the size.
@@ -42,7 +31,7 @@ public func hy_recon_load_impl(_ path: UnsafePointer<CChar>?, _ params: UnsafePo
         let p = try utf8Arg(path, "path")
         let prm = try readParams(params, defaults: hy_recon_default_params_impl(), minimum: 8, "hy_recon_params")
         guard prm.n_threads >= 0 else { throw HYError.invalidArgument("hy_recon_params.n_threads is \(prm.n_threads)") }
-        out.pointee = retainHandle(ReconHandle(try SVRM(path: p, threads: Int(prm.n_threads))))
+        out.pointee = retainHandle(SVRMSession(model: try SVRM(path: p, threads: Int(prm.n_threads))))
     }
 }
 
@@ -67,7 +56,7 @@ public func hy_recon_image_free_impl(_ image: UnsafeMutablePointer<hy_recon_imag
 }
 
 @_cdecl("hy_recon_free")
-public func hy_recon_free_impl(_ r: OpaquePointer?) { releaseHandle(r, ReconHandle.self) }
+public func hy_recon_free_impl(_ r: OpaquePointer?) { releaseHandle(r, SVRMSession.self) }
 
 @_cdecl("hy_recon_get_info")
 public func hy_recon_get_info_impl(_ r: OpaquePointer?, _ out: UnsafeMutablePointer<hy_recon_info>?) -> hy_status {
@@ -114,17 +103,7 @@ public func hy_recon_encode_impl(_ r: OpaquePointer?, _ images: UnsafePointer<Fl
         let c = h.model.config
         guard nViews == c.numViews else { throw HYError.invalidArgument("n_views is \(nViews); this model takes \(c.numViews)") }
         let im = try floatsArg(images, nViews * 3 * c.imageSize * c.imageSize, "images")
-        let cams: [Float]
-        if let cameras {
-            cams = Array(UnsafeBufferPointer(start: cameras, count: nViews * c.cameraDim))
-        } else {
-            guard c.numViews == 7, c.cameraDim == 20 else {
-                throw HYError.invalidArgument("cameras is NULL but this model is not the 7-view, 20-float layout of the predictor")
-            }
-            cams = SVRMPreprocess.cameras()
-        }
-        h.triplane = nil
-        h.triplane = try h.model.encode(images: im, cameras: cams).triplane
+        try h.encode(images: im, cameras: cameras.map { Array(UnsafeBufferPointer(start: $0, count: nViews * c.cameraDim)) })
     }
 }
 
@@ -133,12 +112,12 @@ public func hy_recon_query_impl(_ r: OpaquePointer?, _ points: UnsafePointer<Flo
                                 _ sdfOut: UnsafeMutablePointer<Float>?, _ rgbOut: UnsafeMutablePointer<Float>?) -> hy_status {
     guarded {
         let h = try reconArg(r)
-        let t = try encodedTriplane(h)
+        _ = try h.encoded()
         guard n >= 0, n <= Int.max / 12 else { throw HYError.invalidArgument("n = \(n) is out of range") }
         let pts = try floatsArg(points, 3 * n, "points")
         guard let sdfOut else { throw HYError.invalidArgument("sdf_out is NULL") }
         if n == 0 { return }
-        let (sdf, rgb) = try h.model.query(t, points: pts)
+        let (sdf, rgb) = try h.query(points: pts)
         sdf.withUnsafeBufferPointer { sdfOut.update(from: $0.baseAddress!, count: n) }
         if let rgbOut { rgb.withUnsafeBufferPointer { rgbOut.update(from: $0.baseAddress!, count: 3 * n) } }
     }
@@ -150,12 +129,12 @@ public func hy_recon_sdf_grid_impl(_ r: OpaquePointer?, _ resolution: Int32, _ o
                                    _ user: UnsafeMutableRawPointer?) -> hy_status {
     guarded {
         let h = try reconArg(r)
-        let t = try encodedTriplane(h)
+        _ = try h.encoded()
         guard let out else { throw HYError.invalidArgument("out is NULL") }
         guard resolution >= 2, resolution <= 4096 else { throw HYError.invalidArgument("resolution \(resolution) (2...4096 expected)") }
         let n = Int(resolution)
         guard capacity >= n * n * n else { throw HYError.invalidArgument("out holds \(capacity) floats; \(n * n * n) needed") }
-        try h.model.sdfGrid(t, size: n) { i, slice in
+        try h.sdfGrid(size: n) { i, slice in
             (out + i * n * n).update(from: slice.baseAddress!, count: n * n)
             if let progress, !progress(Float(i + 1) / Float(n), user) { throw HYError.aborted("sdf grid cancelled") }
         }
@@ -188,9 +167,7 @@ public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePoin
         var o = SVRMMeshOptions()
         o.resolution = Int(p.resolution); o.targetFaces = Int(p.target_faces); o.clusterSize = p.cluster_size
         o.smoothIterations = Int(p.smooth_iterations); o.exportAxes = p.export_axes
-        guard o.targetFaces >= 0, o.smoothIterations >= 0, o.smoothIterations <= 1000, o.clusterSize >= 0, o.clusterSize.isFinite else {
-            throw HYError.invalidArgument("hy_recon_mesh_params: target_faces, smooth_iterations and cluster_size must be ≥ 0")
-        }
+        do { try o.validate() } catch let e as HYError { throw HYError(e.kind, "hy_recon_mesh_params: \(e.message)") }
         var images: [ByteImage] = []
         for i in 0..<nViews {
             let v = views[i]
@@ -202,11 +179,10 @@ public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePoin
             images.append(try ByteImage(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
                                         pixels: Array(UnsafeBufferPointer(start: px, count: n))))
         }
-        let result = try h.model.viewsToMesh(
+        let mesh = try h.viewsToMesh(
             views: images, options: o,
             progress: progress.map { cb in { p in cb(p.overall, progressUser) } },
             abort: abort.map { cb in { cb(abortUser) } })
-        h.triplane = result.triplane
-        out.pointee = retainHandle(MeshHandle(result.mesh))
+        out.pointee = retainHandle(MeshHandle(mesh))
     }
 }

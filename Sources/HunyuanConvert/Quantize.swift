@@ -31,7 +31,7 @@ public enum QuantizeCheckpoint {
                 continue
             }
             let fmt: WeightFormat = routers.contains(e.name) ? .f32 : (outputs.contains(e.name) ? (outputType ?? type) : type)
-            let w = try binder.matrix(e.name, rows: e.shape[0], cols: e.shape[1])
+            let w = try binder.matrix(e.name, shape: e.shape)
             items.append(contentsOf: try convert(w, name: e.name, to: fmt, pool: pool))
         }
         try SafetensorsWriter.write(items, metadata: [("format", "pt"), ("hunyuan.quantization", type.rawValue)],

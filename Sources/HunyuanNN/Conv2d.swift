@@ -25,17 +25,27 @@ public struct Conv2d: @unchecked Sendable {
     /// flattened rows); `bias` [out] or nil. Shape mismatches are format errors naming the tensor.
     public init(weight: Tensor, bias: Tensor?, inChannels: Int, outChannels: Int, kernel: (Int, Int),
                 stride: Int = 1, padding: Padding2D = Padding2D(0), dilation: Int = 1) throws {
-        guard stride >= 1, dilation >= 1, kernel.0 >= 1, kernel.1 >= 1 else {
-            throw HYError.invalidArgument("conv \(weight.name): kernel, stride and dilation must be ≥ 1")
-        }
         let k = inChannels * kernel.0 * kernel.1
         var w = weight
         if weight.dtype != .u8 {
             try weight.expectShape([outChannels, inChannels, kernel.0, kernel.1])
             w = Tensor(name: weight.name, dtype: weight.dtype, shape: [outChannels, k], data: weight.data, owner: weight.owner)
         }
-        linear = try Linear(weight: w, bias: bias, inFeatures: k, outFeatures: outChannels)
-        self.inChannels = inChannels; self.outChannels = outChannels
+        try self.init(try Linear(weight: w, bias: bias, inFeatures: k, outFeatures: outChannels), inChannels: inChannels,
+                      kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+    }
+
+    /// A declared convolution (`WeightBinder.conv2d`): its weight as an [out, in·kh·kw] matrix.
+    public init(_ layer: Linear, inChannels: Int, kernel: (Int, Int), stride: Int = 1, padding: Padding2D = Padding2D(0),
+                dilation: Int = 1) throws {
+        guard stride >= 1, dilation >= 1, kernel.0 >= 1, kernel.1 >= 1 else {
+            throw HYError.invalidArgument("conv \(layer.weight.tensor.name): kernel, stride and dilation must be ≥ 1")
+        }
+        guard layer.inFeatures == inChannels * kernel.0 * kernel.1 else {
+            throw HYError.format("conv \(layer.weight.tensor.name): \(layer.inFeatures) weights per output, \(inChannels)·\(kernel.0)·\(kernel.1) expected")
+        }
+        linear = layer
+        self.inChannels = inChannels; outChannels = layer.outFeatures
         kernelH = kernel.0; kernelW = kernel.1
         self.stride = stride; self.dilation = dilation; self.padding = padding
     }
@@ -94,6 +104,15 @@ public struct Conv2d: @unchecked Sendable {
             }
             r0 += nr
         }
+    }
+}
+
+extension WeightBinder {
+    /// `prefix.weight` [out, in, kh, kw] and, when `bias`, `prefix.bias` [out] (PyTorch's nn.Conv2d).
+    public func conv2d(_ prefix: String, in inC: Int, out outC: Int, kernel: (Int, Int), bias: Bool = true) throws
+        -> LinearLayer<Matrix, Vector> {
+        LinearLayer(weight: try matrix(prefix + ".weight", shape: [outC, inC, kernel.0, kernel.1]),
+                    bias: bias ? try vector(prefix + ".bias", outC) : nil)
     }
 }
 

@@ -2,30 +2,45 @@
 // q8_0/q4_0/q4_k), read in place — never widened at load — and the fp32 forward/backward pair the
 // trainer uses on its own parameters.
 
-/// y = x · Wᵀ + b for a weight [out, in] and an optional bias [out], W used as stored (see
-/// `WeightMatrix`). Immutable; shareable across threads.
-public struct Linear: @unchecked Sendable {
-    public let weight: WeightMatrix
-    public let bias: [Float]?
-    public var inFeatures: Int { weight.cols }
-    public var outFeatures: Int { weight.rows }
-
-    public init(weight: WeightMatrix, bias: [Float]? = nil) {
+/// A linear layer's tensors: weight [out, in] (as the binder that declared it made it) and an
+/// optional bias [out]. Declared with `WeightBinder.linear`; `Linear` is the runnable form.
+public struct LinearLayer<M, V> {
+    public let weight: M
+    public let bias: V?
+    public init(weight: M, bias: V?) {
         self.weight = weight
         self.bias = bias
     }
+}
+
+extension LinearLayer: @unchecked Sendable where M: Sendable, V: Sendable {}
+
+/// y = x · Wᵀ + b for a weight [out, in] and an optional bias [out], W used as stored (see
+/// `WeightMatrix`). Immutable; shareable across threads.
+public typealias Linear = LinearLayer<WeightMatrix, [Float]>
+
+extension WeightBinder {
+    /// `prefix.weight` [out, in] and, when `bias`, `prefix.bias` [out] (PyTorch's nn.Linear names).
+    public func linear(_ prefix: String, in inF: Int, out outF: Int, bias: Bool = true) throws -> LinearLayer<Matrix, Vector> {
+        LinearLayer(weight: try matrix(prefix + ".weight", rows: outF, cols: inF),
+                    bias: bias ? try vector(prefix + ".bias", outF) : nil)
+    }
+}
+
+extension LinearLayer where M == WeightMatrix, V == [Float] {
+    public var inFeatures: Int { weight.cols }
+    public var outFeatures: Int { weight.rows }
 
     /// `weight` must be [out, in] (or a block-quantized [out, blocks, bytes]; F8_E4M3 with `scale`),
     /// `bias` (if given) a float [out]. Shape or dtype mismatches are errors naming the tensor.
     public init(weight w: Tensor, bias b: Tensor?, inFeatures: Int, outFeatures: Int, scale: Tensor? = nil) throws {
-        weight = try WeightMatrix(w, rows: outFeatures, cols: inFeatures, scale: scale)
+        var bv: [Float]? = nil
         if let b {
             try b.expectShape([outFeatures])
             guard b.dtype.isFloat else { throw HYError.format("tensor \(b.name): a bias must be a float tensor") }
-            bias = b.floats()
-        } else {
-            bias = nil
+            bv = b.floats()
         }
+        self.init(weight: try WeightMatrix(w, rows: outFeatures, cols: inFeatures, scale: scale), bias: bv)
     }
 
     /// y[rows, out] = x[rows, in] · Wᵀ + b. x and y must not overlap. Splits over `pool`.

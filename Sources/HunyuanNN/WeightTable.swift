@@ -4,17 +4,20 @@
 // it to a `WeightTable` lists the tensors for the quantizer and random checkpoints. A name is never
 // spelled twice (mlx's @ModuleInfo(key:), llama.cpp's create_tensor).
 
-/// What a declared tensor becomes: a weight matrix [rows, cols] or a vector / other float tensor.
+/// What a declared tensor becomes: a weight matrix or a vector / other float tensor.
 public protocol WeightBinder {
     associatedtype Matrix
     associatedtype Vector
-    /// A matrix [rows, cols] (quantizable; may be stored block-quantized or as F8_E4M3 + scale).
-    func matrix(_ name: String, rows: Int, cols: Int) throws -> Matrix
-    /// A float tensor of `shape` (norm weights, biases, embeddings tables kept in fp32, positions).
+    /// A matrix stored with `shape` and used as [shape[0], product of the rest] (a Linear's [out, in],
+    /// a convolution's [out, in, kh, kw]); quantizable: may be stored block-quantized ([rows, blocks,
+    /// bytes]) or as F8_E4M3 + `<name>_scale`.
+    func matrix(_ name: String, shape: [Int]) throws -> Matrix
+    /// A float tensor of `shape` (norm weights, biases, tokens and positions; kept as fp32 values).
     func vector(_ name: String, shape: [Int]) throws -> Vector
 }
 
 extension WeightBinder {
+    public func matrix(_ name: String, rows: Int, cols: Int) throws -> Matrix { try matrix(name, shape: [rows, cols]) }
     public func vector(_ name: String, _ n: Int) throws -> Vector { try vector(name, shape: [n]) }
 }
 
@@ -37,7 +40,7 @@ public final class WeightTable: WeightBinder {
         try declare(self)
     }
 
-    public func matrix(_ name: String, rows: Int, cols: Int) throws -> Entry { try add(name, [rows, cols], true) }
+    public func matrix(_ name: String, shape: [Int]) throws -> Entry { try add(name, shape, true) }
     public func vector(_ name: String, shape: [Int]) throws -> Entry { try add(name, shape, false) }
 
     private func add(_ name: String, _ shape: [Int], _ isMatrix: Bool) throws -> Entry {
@@ -67,7 +70,7 @@ public final class CheckpointBinder: WeightBinder {
         guard let t = checkpoint.tensor(name) else {
             throw HYError.format("\(checkpoint.path): missing tensor \(name) (expected shape \(shape))")
         }
-        let quantized = shape.count == 2 && t.dtype == .u8 && t.shape.count == 3 && t.shape[0] == shape[0]
+        let quantized = shape.count >= 2 && t.dtype == .u8 && t.shape.count == 3 && t.shape[0] == shape[0]
         guard t.shape == shape || quantized else {
             throw HYError.format("\(checkpoint.path): tensor \(name) has shape \(t.shape), config implies \(shape)")
         }
@@ -75,8 +78,12 @@ public final class CheckpointBinder: WeightBinder {
         return t
     }
 
-    public func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
-        let t = try require(name, [rows, cols])
+    public func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
+        let rows = shape.first ?? 1, cols = shape.dropFirst().reduce(1, *)
+        var t = try require(name, shape)
+        if t.dtype != .u8 && shape.count != 2 {
+            t = Tensor(name: t.name, dtype: t.dtype, shape: [rows, cols], data: t.data, owner: t.owner)
+        }
         var scale: Tensor? = nil
         if t.dtype == .f8e4m3 {
             let sn = name + "_scale"

@@ -53,7 +53,7 @@ extension HunyuanMLP where M == Param {
 /// Binds the engine's tensor declaration to zero-valued fp32 parameters, in declaration order.
 final class ParamBinder: WeightBinder {
     private(set) var params: [Param] = []
-    func matrix(_ name: String, rows: Int, cols: Int) throws -> Param { add(name, [rows, cols]) }
+    func matrix(_ name: String, shape: [Int]) throws -> Param { add(name, shape) }
     func vector(_ name: String, shape: [Int]) throws -> Param { add(name, shape) }
     private func add(_ name: String, _ shape: [Int]) -> Param {
         let group: ParamGroup = name.contains(".mlp.experts.") ? .routedExpert

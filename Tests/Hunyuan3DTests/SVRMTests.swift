@@ -200,7 +200,7 @@ final class SVRMTests: XCTestCase {
         guard let list = json["tensors"]?.objectValue else { return XCTFail("\(path): no tensors object") }
         var official: [String: [Int]] = [:]
         for (name, shape) in list { official[name] = (shape.arrayValue ?? []).compactMap { $0.intValue.map(Int.init) } }
-        let ours = SVRMWeights.table(for: SVRMConfig())
+        let ours = try SVRMTensors.table(for: SVRMConfig())
         XCTAssertEqual(ours.count, official.count)
         for (name, shape) in ours { XCTAssertEqual(official[name], shape, name) }
         var params = 0

@@ -45,7 +45,7 @@ final class QuantizationTests: XCTestCase {
     ]
 
     func testQuantizedCheckpointsStayWithinTolerance() throws {
-        let root = LanguageModelTests.fixturesRoot
+        let root = LMFixtureTestCase.fixturesRoot
         guard FileSystem.isDirectory(root) else { throw XCTSkip("LM fixtures not found at \(root) (set HUNYUAN_SHARED)") }
         let dirs = try FileSystem.list(root).sorted().map { FileSystem.join(root, $0) }
             .filter { FileSystem.exists(FileSystem.join($0, "reference.safetensors")) }
@@ -108,7 +108,7 @@ final class QuantizationTests: XCTestCase {
     }
 
     func testF32RoundTripThroughQuantizeKeepsParity() throws {
-        let root = LanguageModelTests.fixturesRoot
+        let root = LMFixtureTestCase.fixturesRoot
         let dir = FileSystem.join(root, "hunyuan-large-tiny-bf16-sharded")
         guard FileSystem.exists(FileSystem.join(dir, "reference.safetensors")) else { throw XCTSkip("fixture \(dir) not found") }
         let f = try SafetensorsFile(path: FileSystem.join(dir, "reference.safetensors"))
@@ -120,7 +120,7 @@ final class QuantizationTests: XCTestCase {
         let m = try HunyuanModel(path: out)
         let s = try InferenceSession(model: m, contextLength: ids.count, threads: 1)
         try s.eval(ids, allLogits: true)
-        XCTAssertLessThanOrEqual(LanguageModelTests.maxAbsDiff(s.allLogits, ref), 1e-4)
+        XCTAssertLessThanOrEqual(LMFixtureTestCase.maxAbsDiff(s.allLogits, ref), 1e-4)
     }
 
     func NSTemporaryDirectoryPath() -> String {

@@ -1,111 +1,133 @@
 import HunyuanNN
 
-/// The SVRM's weights under the official state-dict names of `svrm.ldm.models.svrm.SVRMModel` (which
-/// `svrm/predictor.py:61-62` loads strictly from `svrm.safetensors`). `SVRMWeights.table(for:)` is the
-/// one place names and shapes are written down; loading checks every tensor against it (a missing,
-/// unexpected, mis-shaped or non-float tensor is `HYError.format` naming it) and widens f32/f16/bf16
-/// to fp32 once. Immutable after load; shareable across threads.
-public struct SVRMWeights: @unchecked Sendable {
+/// The SVRM's tensors under the official state-dict names of `svrm.ldm.models.svrm.SVRMModel` (which
+/// `svrm/predictor.py:61-62` loads strictly from `svrm.safetensors`), generic over what a declared
+/// tensor becomes (`WeightBinder`): `declare(_:_:)` is the one place names and shapes are written
+/// down. `SVRMWeights` is the loaded form: every tensor present with its shape and none left over
+/// (`HYError.format` naming it), matrices used in their stored format (f32/f16/bf16, or quantized),
+/// vectors as fp32. Immutable after load; shareable across threads.
+public struct SVRMWeightSet<M, V> {
     /// AdaNorm's modulation: [shift | scale] = Linear(D, 2D)(SiLU(cam_emb)) (`attention.py:367-390`).
-    public struct AdaNorm: Sendable { public let modulation: Linear }
+    public struct AdaNorm { public let modulation: LinearLayer<M, V> }
 
-    public struct EncoderBlock: Sendable {
-        public let norm1: AdaNorm, qkv: Linear, proj: Linear, ls1: [Float]
-        public let norm2: AdaNorm, fc1: Linear, fc2: Linear, ls2: [Float]
+    public struct EncoderBlock {
+        public let norm1: AdaNorm, qkv: LinearLayer<M, V>, proj: LinearLayer<M, V>, ls1: V
+        public let norm2: AdaNorm, fc1: LinearLayer<M, V>, fc2: LinearLayer<M, V>, ls2: V
     }
 
-    public struct Encoder: Sendable {
-        public let clsToken: [Float]            // [D]
-        public let posEmbed: [Float]            // [1 + N², D]
-        public let patchEmbed: Linear       // Conv2d(3, D, p, stride p) as [D, 3·p·p]
-        public let camEmbed0: Linear        // Linear(20, D)
-        public let camEmbed2: Linear        // Linear(D, D)
+    public struct Encoder {
+        public let clsToken: V                  // [1, 1, D]
+        public let posEmbed: V                  // [1, 1 + N², D]
+        public let maskToken: V                 // [1, D] (unused at inference)
+        public let patchEmbed: LinearLayer<M, V>  // Conv2d(3, D, p, stride p) as [D, 3·p·p]
+        public let camEmbed0: LinearLayer<M, V>   // Linear(20, D)
+        public let camEmbed2: LinearLayer<M, V>   // Linear(D, D)
         public let blocks: [EncoderBlock]
         public let norm: AdaNorm
     }
 
-    public struct TriplaneBlock: Sendable {
-        public let norm1W: [Float], norm1B: [Float]
-        public let crossQ: Linear, crossK: Linear, crossV: Linear, crossOut: Linear
-        public let norm2W: [Float], norm2B: [Float]
-        public let selfQ: Linear, selfK: Linear, selfV: Linear, selfOut: Linear
-        public let norm3W: [Float], norm3B: [Float]
-        public let ffProj: Linear           // GEGLU: Linear(W, 2·mult·W)
-        public let ffOut: Linear            // Linear(mult·W, W)
+    public struct TriplaneBlock {
+        public let crossQ: LinearLayer<M, V>, crossK: LinearLayer<M, V>, crossV: LinearLayer<M, V>, crossOut: LinearLayer<M, V>
+        public let selfQ: LinearLayer<M, V>, selfK: LinearLayer<M, V>, selfV: LinearLayer<M, V>, selfOut: LinearLayer<M, V>
+        public let norm1W: V, norm1B: V
+        public let norm2W: V, norm2B: V
+        public let norm3W: V, norm3B: V
+        public let ffProj: LinearLayer<M, V>      // GEGLU: Linear(W, 2·mult·W)
+        public let ffOut: LinearLayer<M, V>       // Linear(mult·W, W)
     }
 
-    public struct Triplane: Sendable {
-        public let posEmb: [Float]              // [3·P², W]
+    public struct Triplane {
+        public let posEmb: V                    // [1, 3·P², W]
         public let blocks: [TriplaneBlock]
-        public let normW: [Float], normB: [Float]
-        public let upsampler: Linear        // Linear(W, C·r²)
+        public let normW: V, normB: V
+        public let upsampler: LinearLayer<M, V>   // Linear(W, C·r²)
     }
 
     public let encoder: Encoder
     public let triplane: Triplane
+    /// The renderer's SDF variance (unused by the mesh path).
+    public let invStd: V
     /// Decoder MLP layers: Linear(3C, H) → ReLU → … → Linear(H, 4).
-    public let decoder: [Linear]
+    public let decoder: [LinearLayer<M, V>]
+}
 
+extension SVRMWeightSet.AdaNorm: Sendable where M: Sendable, V: Sendable {}
+extension SVRMWeightSet.EncoderBlock: Sendable where M: Sendable, V: Sendable {}
+extension SVRMWeightSet.Encoder: Sendable where M: Sendable, V: Sendable {}
+extension SVRMWeightSet.TriplaneBlock: Sendable where M: Sendable, V: Sendable {}
+extension SVRMWeightSet.Triplane: Sendable where M: Sendable, V: Sendable {}
+extension SVRMWeightSet: Sendable where M: Sendable, V: Sendable {}
+
+/// The loaded SVRM.
+public typealias SVRMWeights = SVRMWeightSet<WeightMatrix, [Float]>
+
+public enum SVRMTensors {
     static let encPrefix = "img_encoder.model."
     static let triPrefix = "img_to_triplane_decoder."
     static let triBlocks = "img_to_triplane_decoder.img_to_triplane_decoder.transformer_blocks."
 
-    /// Every tensor of the checkpoint with its expected shape, in the official names.
-    public static func table(for c: SVRMConfig) -> [(String, [Int])] {
+    /// Every tensor of the checkpoint, in the official names and file order, bound by `b`.
+    public static func declare<B: WeightBinder>(_ c: SVRMConfig, _ b: B) throws -> SVRMWeightSet<B.Matrix, B.Vector> {
+        typealias Set = SVRMWeightSet<B.Matrix, B.Vector>
         let d = c.encoderWidth, e = encPrefix
-        var t: [(String, [Int])] = [
-            (e + "cls_token", [1, 1, d]),
-            (e + "pos_embed", [1, 1 + c.tableGrid * c.tableGrid, d]),
-            (e + "mask_token", [1, d]),
-            (e + "cam_embed.0.weight", [d, c.cameraDim]), (e + "cam_embed.0.bias", [d]),
-            (e + "cam_embed.2.weight", [d, d]), (e + "cam_embed.2.bias", [d]),
-            (e + "patch_embed.proj.weight", [d, c.inChannels, c.patchSize, c.patchSize]),
-            (e + "patch_embed.proj.bias", [d]),
-        ]
+        func ada(_ n: String) throws -> Set.AdaNorm { Set.AdaNorm(modulation: try b.linear(n + ".adaLN_modulation.1", in: d, out: 2 * d)) }
+        let cls = try b.vector(e + "cls_token", shape: [1, 1, d])
+        let pos = try b.vector(e + "pos_embed", shape: [1, 1 + c.tableGrid * c.tableGrid, d])
+        let mask = try b.vector(e + "mask_token", shape: [1, d])
+        let cam0 = try b.linear(e + "cam_embed.0", in: c.cameraDim, out: d)
+        let cam2 = try b.linear(e + "cam_embed.2", in: d, out: d)
+        let patch = try b.conv2d(e + "patch_embed.proj", in: c.inChannels, out: d, kernel: (c.patchSize, c.patchSize))
+        var blocks: [Set.EncoderBlock] = []
         for i in 0..<c.encoderDepth {
-            let b = e + "blocks.\(i)."
-            t += [
-                (b + "norm1.adaLN_modulation.1.weight", [2 * d, d]), (b + "norm1.adaLN_modulation.1.bias", [2 * d]),
-                (b + "attn.qkv.weight", [3 * d, d]), (b + "attn.qkv.bias", [3 * d]),
-                (b + "attn.proj.weight", [d, d]), (b + "attn.proj.bias", [d]),
-                (b + "ls1.gamma", [d]),
-                (b + "norm2.adaLN_modulation.1.weight", [2 * d, d]), (b + "norm2.adaLN_modulation.1.bias", [2 * d]),
-                (b + "mlp.fc1.weight", [c.encoderMLPHidden, d]), (b + "mlp.fc1.bias", [c.encoderMLPHidden]),
-                (b + "mlp.fc2.weight", [d, c.encoderMLPHidden]), (b + "mlp.fc2.bias", [d]),
-                (b + "ls2.gamma", [d]),
-            ]
+            let p = e + "blocks.\(i)."
+            let n1 = try ada(p + "norm1")
+            let qkv = try b.linear(p + "attn.qkv", in: d, out: 3 * d), proj = try b.linear(p + "attn.proj", in: d, out: d)
+            let ls1 = try b.vector(p + "ls1.gamma", d)
+            let n2 = try ada(p + "norm2")
+            let fc1 = try b.linear(p + "mlp.fc1", in: d, out: c.encoderMLPHidden)
+            let fc2 = try b.linear(p + "mlp.fc2", in: c.encoderMLPHidden, out: d)
+            let ls2 = try b.vector(p + "ls2.gamma", d)
+            blocks.append(Set.EncoderBlock(norm1: n1, qkv: qkv, proj: proj, ls1: ls1, norm2: n2, fc1: fc1, fc2: fc2, ls2: ls2))
         }
-        t += [(e + "norm.adaLN_modulation.1.weight", [2 * d, d]), (e + "norm.adaLN_modulation.1.bias", [2 * d])]
+        let encoder = Set.Encoder(clsToken: cls, posEmbed: pos, maskToken: mask, patchEmbed: patch, camEmbed0: cam0,
+                                  camEmbed2: cam2, blocks: blocks, norm: try ada(e + "norm"))
 
         let w = c.triplaneWidth, inner = c.triplaneInner, ff = c.feedForwardMult * w
-        t.append((triPrefix + "pos_emb", [1, c.triplaneQueries, w]))
+        let posEmb = try b.vector(triPrefix + "pos_emb", shape: [1, c.triplaneQueries, w])
+        var tblocks: [Set.TriplaneBlock] = []
         for i in 0..<c.triplaneDepth {
-            let b = triBlocks + "\(i)."
-            t += [
-                (b + "attn1.to_q.weight", [inner, w]), (b + "attn1.to_k.weight", [inner, d]),
-                (b + "attn1.to_v.weight", [inner, d]),
-                (b + "attn1.to_out.0.weight", [w, inner]), (b + "attn1.to_out.0.bias", [w]),
-                (b + "attn2.to_q.weight", [inner, w]), (b + "attn2.to_k.weight", [inner, w]),
-                (b + "attn2.to_v.weight", [inner, w]),
-                (b + "attn2.to_out.0.weight", [w, inner]), (b + "attn2.to_out.0.bias", [w]),
-                (b + "norm1.weight", [w]), (b + "norm1.bias", [w]),
-                (b + "norm2.weight", [w]), (b + "norm2.bias", [w]),
-                (b + "norm3.weight", [w]), (b + "norm3.bias", [w]),
-                (b + "ff.net.0.proj.weight", [2 * ff, w]), (b + "ff.net.0.proj.bias", [2 * ff]),
-                (b + "ff.net.2.weight", [w, ff]), (b + "ff.net.2.bias", [w]),
-            ]
+            let p = triBlocks + "\(i)."
+            // attn1 is the cross-attention to the image tokens (keys/values of width D), attn2 the self-attention.
+            let cq = try b.linear(p + "attn1.to_q", in: w, out: inner, bias: false)
+            let ck = try b.linear(p + "attn1.to_k", in: d, out: inner, bias: false)
+            let cv = try b.linear(p + "attn1.to_v", in: d, out: inner, bias: false)
+            let co = try b.linear(p + "attn1.to_out.0", in: inner, out: w)
+            let sq = try b.linear(p + "attn2.to_q", in: w, out: inner, bias: false)
+            let sk = try b.linear(p + "attn2.to_k", in: w, out: inner, bias: false)
+            let sv = try b.linear(p + "attn2.to_v", in: w, out: inner, bias: false)
+            let so = try b.linear(p + "attn2.to_out.0", in: inner, out: w)
+            let n1w = try b.vector(p + "norm1.weight", w), n1b = try b.vector(p + "norm1.bias", w)
+            let n2w = try b.vector(p + "norm2.weight", w), n2b = try b.vector(p + "norm2.bias", w)
+            let n3w = try b.vector(p + "norm3.weight", w), n3b = try b.vector(p + "norm3.bias", w)
+            let ffp = try b.linear(p + "ff.net.0.proj", in: w, out: 2 * ff), ffo = try b.linear(p + "ff.net.2", in: ff, out: w)
+            tblocks.append(Set.TriplaneBlock(crossQ: cq, crossK: ck, crossV: cv, crossOut: co, selfQ: sq, selfK: sk, selfV: sv,
+                                             selfOut: so, norm1W: n1w, norm1B: n1b, norm2W: n2w, norm2B: n2b, norm3W: n3w,
+                                             norm3B: n3b, ffProj: ffp, ffOut: ffo))
         }
-        let up = c.triplaneChannels * c.upsampleRatio * c.upsampleRatio
-        t += [
-            (triPrefix + "img_to_triplane_decoder.norm.weight", [w]),
-            (triPrefix + "img_to_triplane_decoder.norm.bias", [w]),
-            (triPrefix + "upsampler.weight", [up, w]), (triPrefix + "upsampler.bias", [up]),
-            ("render.renderer.ray_marcher.variance._inv_std", []),
-        ]
-        for (i, (n, m)) in decoderLayerShapes(c).enumerated() {
-            t += [("render.decoder.net.\(2 * i).weight", [m, n]), ("render.decoder.net.\(2 * i).bias", [m])]
-        }
-        return t
+        let normW = try b.vector(triPrefix + "img_to_triplane_decoder.norm.weight", w)
+        let normB = try b.vector(triPrefix + "img_to_triplane_decoder.norm.bias", w)
+        let up = try b.linear(triPrefix + "upsampler", in: w, out: c.triplaneChannels * c.upsampleRatio * c.upsampleRatio)
+        let triplane = Set.Triplane(posEmb: posEmb, blocks: tblocks, normW: normW, normB: normB, upsampler: up)
+        let invStd = try b.vector("render.renderer.ray_marcher.variance._inv_std", shape: [])
+        let decoder = try decoderLayerShapes(c).enumerated().map { i, s in try b.linear("render.decoder.net.\(2 * i)", in: s.0, out: s.1) }
+        return Set(encoder: encoder, triplane: triplane, invStd: invStd, decoder: decoder)
+    }
+
+    /// The tensor list of a configuration (name, shape), in declaration order.
+    public static func table(for c: SVRMConfig) throws -> [(String, [Int])] {
+        let t = WeightTable()
+        _ = try declare(c, t)
+        return t.entries.map { ($0.name, $0.shape) }
     }
 
     /// (in, out) of each decoder Linear; they sit at `net.0`, `net.2`, … (ReLUs in between).
@@ -115,78 +137,13 @@ public struct SVRMWeights: @unchecked Sendable {
         s.append((c.decoderHidden, 4))
         return s
     }
+}
 
-    /// Validates `checkpoint` against the table and loads it.
+extension SVRMWeightSet where M == WeightMatrix, V == [Float] {
+    /// Validates `checkpoint` against the declaration and loads it.
     public init(checkpoint ck: Checkpoint, config c: SVRMConfig) throws {
-        let table = Self.table(for: c)
-        var byName: [String: Tensor] = [:]
-        for (name, shape) in table {
-            guard let t = ck.tensor(name) else { throw HYError.format("\(ck.path): missing tensor \(name)") }
-            guard t.shape == shape else {
-                throw HYError.format("\(ck.path): tensor \(name) has shape \(t.shape), expected \(shape)")
-            }
-            guard t.dtype == .f32 || t.dtype == .f16 || t.dtype == .bf16 else {
-                throw HYError.unsupported("\(ck.path): tensor \(name) is \(t.dtype.safetensorsName) (f32, f16 or bf16 expected)")
-            }
-            byName[name] = t
-        }
-        if ck.tensors.count != table.count {
-            let known = Set(table.map(\.0))
-            let extra = ck.names.filter { !known.contains($0) }
-            throw HYError.format("\(ck.path): unexpected tensor\(extra.count == 1 ? "" : "s") \(extra.prefix(5).joined(separator: ", "))"
-                                 + (extra.count > 5 ? " (and \(extra.count - 5) more)" : "") + " for this SVRM configuration")
-        }
-        func t(_ n: String) throws -> Tensor {
-            guard let x = byName[n] else { throw HYError.internal("SVRM weight table has no entry \(n)") }
-            return x
-        }
-        func vec(_ n: String) throws -> [Float] { try t(n).floats() }
-        func dense(_ n: String, _ i: Int, _ o: Int, bias: Bool = true) throws -> Linear {
-            try Linear(weight: t(n + ".weight"), bias: bias ? try t(n + ".bias") : nil, inFeatures: i, outFeatures: o)
-        }
-        let d = c.encoderWidth, e = Self.encPrefix
-        func ada(_ n: String) throws -> AdaNorm { AdaNorm(modulation: try dense(n + ".adaLN_modulation.1", d, 2 * d)) }
-
-        let pw = try t(e + "patch_embed.proj.weight")
-        let kIn = c.inChannels * c.patchSize * c.patchSize
-        let patchFlat = Tensor(name: pw.name, dtype: pw.dtype, shape: [d, kIn], data: pw.data, owner: pw.owner)
-        var blocks: [EncoderBlock] = []
-        for i in 0..<c.encoderDepth {
-            let b = e + "blocks.\(i)."
-            blocks.append(EncoderBlock(
-                norm1: try ada(b + "norm1"), qkv: try dense(b + "attn.qkv", d, 3 * d), proj: try dense(b + "attn.proj", d, d),
-                ls1: try vec(b + "ls1.gamma"), norm2: try ada(b + "norm2"),
-                fc1: try dense(b + "mlp.fc1", d, c.encoderMLPHidden), fc2: try dense(b + "mlp.fc2", c.encoderMLPHidden, d),
-                ls2: try vec(b + "ls2.gamma")))
-        }
-        encoder = Encoder(
-            clsToken: try vec(e + "cls_token"), posEmbed: try vec(e + "pos_embed"),
-            patchEmbed: try Linear(weight: patchFlat, bias: try t(e + "patch_embed.proj.bias"), inFeatures: kIn, outFeatures: d),
-            camEmbed0: try dense(e + "cam_embed.0", c.cameraDim, d), camEmbed2: try dense(e + "cam_embed.2", d, d),
-            blocks: blocks, norm: try ada(e + "norm"))
-
-        let w = c.triplaneWidth, inner = c.triplaneInner, ff = c.feedForwardMult * w
-        var tblocks: [TriplaneBlock] = []
-        for i in 0..<c.triplaneDepth {
-            let b = Self.triBlocks + "\(i)."
-            tblocks.append(TriplaneBlock(
-                norm1W: try vec(b + "norm1.weight"), norm1B: try vec(b + "norm1.bias"),
-                crossQ: try dense(b + "attn1.to_q", w, inner, bias: false), crossK: try dense(b + "attn1.to_k", d, inner, bias: false),
-                crossV: try dense(b + "attn1.to_v", d, inner, bias: false), crossOut: try dense(b + "attn1.to_out.0", inner, w),
-                norm2W: try vec(b + "norm2.weight"), norm2B: try vec(b + "norm2.bias"),
-                selfQ: try dense(b + "attn2.to_q", w, inner, bias: false), selfK: try dense(b + "attn2.to_k", w, inner, bias: false),
-                selfV: try dense(b + "attn2.to_v", w, inner, bias: false), selfOut: try dense(b + "attn2.to_out.0", inner, w),
-                norm3W: try vec(b + "norm3.weight"), norm3B: try vec(b + "norm3.bias"),
-                ffProj: try dense(b + "ff.net.0.proj", w, 2 * ff), ffOut: try dense(b + "ff.net.2", ff, w)))
-        }
-        let tp = Self.triPrefix
-        triplane = Triplane(
-            posEmb: try vec(tp + "pos_emb"), blocks: tblocks,
-            normW: try vec(tp + "img_to_triplane_decoder.norm.weight"), normB: try vec(tp + "img_to_triplane_decoder.norm.bias"),
-            upsampler: try dense(tp + "upsampler", w, c.triplaneChannels * c.upsampleRatio * c.upsampleRatio))
-
-        decoder = try Self.decoderLayerShapes(c).enumerated().map { i, s in
-            try dense("render.decoder.net.\(2 * i)", s.0, s.1)
-        }
+        let binder = CheckpointBinder(ck)
+        self = try SVRMTensors.declare(c, binder)
+        try binder.finish(context: "this SVRM configuration")
     }
 }

@@ -83,8 +83,7 @@ package enum HunyuanAttention {
 
     /// rows[t, n] += bias[n] (no-op without a bias).
     static func addBias(_ bias: [Float]?, _ rows: UnsafeMutablePointer<Float>, _ t: Int, _ n: Int) {
-        guard let bias else { return }
-        for i in 0..<t { for j in 0..<n { rows[i * n + j] += bias[j] } }
+        bias?.withUnsafeBufferPointer { HunyuanNN.addBias(rows, $0.baseAddress!, rows: t, width: n) }
     }
 
     /// Inverse RoPE frequencies 1 / base^(2i/d), i < d/2, with the alpha-scaled base.

@@ -1,7 +1,7 @@
 """Marching-cubes benchmark: hunyuan-cli mesh-bench vs scikit-image and PyMCubes, same grids, same run.
 
     HUNYUAN_CLI=.build-mesh/release/hunyuan-cli [O3D_PYTHON=/path/to/python-with-open3d] \
-        .venv/bin/python Tests/python/bench_mesh.py [256 384]
+        .venv/bin/python bench/mesh_bench.py [256 384]
 
 The grid is a "noisy sphere": the signed distance to a sphere of radius 0.35*N (voxel units) plus
 uniform noise of +-0.5 voxel (seed 0), level 0. Decimation: a bumpy sphere at 192^3 (~200k faces) to 20k faces, ours (quadric edge collapse) vs

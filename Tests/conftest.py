@@ -1,10 +1,11 @@
 """Shared settings of the Python tests: where the CLI, the library and the shared fixtures are."""
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HUNYUAN_SHARED", ROOT.parent / "shared"))
 CLI = Path(os.environ.get("HUNYUAN_CLI", ROOT / "build" / "hunyuan-cli"))
 LIB = Path(os.environ.get("HUNYUAN_LIB", ROOT / "build" / "libhunyuan.so.0"))
@@ -22,3 +23,17 @@ def cli() -> Path:
     if not CLI.exists():
         pytest.fail(f"hunyuan-cli not built at {CLI} (run make build or set HUNYUAN_CLI)")
     return CLI
+
+
+def lm_fixtures(shared: Path):
+    """The LM fixture folders that hold a reference.safetensors (skips when there are none)."""
+    root = shared / "fixtures" / "lm"
+    dirs = sorted(d for d in root.iterdir() if (d / "reference.safetensors").exists()) if root.is_dir() else []
+    if not dirs:
+        pytest.skip(f"no LM fixtures in {root}")
+    return dirs
+
+
+def run(cli, *args, check=True):
+    """hunyuan-cli with `args` (paths allowed), text output captured."""
+    return subprocess.run([str(cli), *map(str, args)], capture_output=True, text=True, check=check)
