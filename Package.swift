@@ -48,7 +48,7 @@ let package = Package(
                                                     "HunyuanImage", "Hunyuan3D"],
                 swiftSettings: engineSwift),
         .executableTarget(name: "hunyuan-cli", dependencies: [
-            "HunyuanCore", "HunyuanLM", "HunyuanTrain", "HunyuanConvert", "HunyuanGeometry", "HunyuanImage", "Hunyuan3D",
+            "HunyuanCore", "HunyuanNN", "HunyuanLM", "HunyuanTrain", "HunyuanConvert", "HunyuanGeometry", "HunyuanImage", "Hunyuan3D",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: engineSwift),
         .testTarget(name: "HunyuanCoreTests", dependencies: ["HunyuanCore", "CKernels"]),

@@ -1,5 +1,5 @@
 import CZlib
-import HunyuanNN
+import HunyuanCore
 
 /// A small PNG reader for view images: non-interlaced, bit depth 8 or 16 (16 is reduced to its high
 /// byte), grey, grey+alpha, RGB, RGBA and 8-bit palette (with tRNS alpha). Output is 8-bit RGB or RGBA
