@@ -14,8 +14,12 @@
  *   was already freed) is the caller's bug, as in every C library: it cannot be detected.
  * - Params structs start with `uint32_t struct_size`, which the caller sets to sizeof(the struct)
  *   as its header knew it; hy_*_default_params() fills a struct with defaults and the size. New fields
- *   are only ever appended, so an old caller keeps working; a struct_size smaller than the first
- *   version of the struct is HY_ERR_INVALID_ARGUMENT. Passing NULL for params means "defaults".
+ *   are only ever appended, so an old caller's source keeps compiling and working, and a struct that
+ *   an old binary filled itself (struct_size = its sizeof) is read correctly; a struct_size smaller
+ *   than the first version of the struct is HY_ERR_INVALID_ARGUMENT. Passing NULL for params means
+ *   "defaults". Note: hy_*_default_params() return the struct by value in the library's own (newest)
+ *   layout, so a binary built against an older header that calls one of them must be rebuilt
+ *   against the header of the library it loads.
  * - Strings passed in are NUL-terminated UTF-8; invalid UTF-8 is HY_ERR_INVALID_ARGUMENT.
  *   Strings returned are owned by the library and valid as documented per function.
  * - Variable-size output goes into caller-owned buffers with a capacity and a `size_t *n_needed`
