@@ -38,3 +38,31 @@ public func timestepEmbedding(_ timesteps: [Float], dim: Int, flipSinToCos: Bool
         if dim % 2 == 1 { o[dim - 1] = 0 }
     }
 }
+
+/// Fixed 2-D sin-cos position embedding of a gridH × gridW patch grid, tokens row-major:
+/// out[gridH·gridW, dim] as diffusers' `get_2d_sincos_pos_embed(dim, (gridH, gridW), base_size,
+/// interpolation_scale)` (MAE / DiT): coordinates h = i / (gridH / baseSize) / scale and
+/// w = j / (gridW / baseSize) / scale; the first dim/2 values embed w, the last dim/2 embed h
+/// (diffusers' meshgrid(w, h) order), each as [sin(pos·ω) | cos(pos·ω)] with ω_k = 10000^(−k/(dim/4)),
+/// computed in float64 like the reference's numpy code. dim must be a multiple of 4.
+public func sincosPositionEmbedding2D(gridH: Int, gridW: Int, dim: Int, baseSize: Double = 16,
+                                      interpolationScale: Double = 1) -> [Float] {
+    let quarter = dim / 4
+    let omega = (0..<quarter).map { 1 / pow(10000, Double($0) / Double(quarter)) }
+    var out = [Float](repeating: 0, count: gridH * gridW * dim)
+    for i in 0..<gridH {
+        for j in 0..<gridW {
+            // The reference's grids are float32 aranges divided in float32.
+            let h = Double(Float(i) / (Float(gridH) / Float(baseSize)) / Float(interpolationScale))
+            let w = Double(Float(j) / (Float(gridW) / Float(baseSize)) / Float(interpolationScale))
+            let o = (i * gridW + j) * dim
+            for k in 0..<quarter {
+                out[o + k] = Float(sin(w * omega[k]))
+                out[o + quarter + k] = Float(cos(w * omega[k]))
+                out[o + 2 * quarter + k] = Float(sin(h * omega[k]))
+                out[o + 3 * quarter + k] = Float(cos(h * omega[k]))
+            }
+        }
+    }
+    return out
+}

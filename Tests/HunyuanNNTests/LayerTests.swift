@@ -126,6 +126,20 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// diffusers' get_2d_sincos_pos_embed (numpy, float64) written out for a non-square grid.
+    func testSinCosPositionEmbedding2D() {
+        let gh = 3, gw = 5, dim = 8
+        let got = sincosPositionEmbedding2D(gridH: gh, gridW: gw, dim: dim, baseSize: 4, interpolationScale: 2)
+        // grid_h = arange(gh) / (gh / base) / scale; meshgrid(grid_w, grid_h); emb = [emb(grid[0]) | emb(grid[1])]
+        let omega = (0..<2).map { 1.0 / Glibc.pow(10000.0, Double($0) / 2.0) }
+        for i in 0..<gh { for j in 0..<gw {
+            let hv = Double(Float(i) / (Float(gh) / 4) / 2), wv = Double(Float(j) / (Float(gw) / 4) / 2)
+            let row = [Glibc.sin(wv * omega[0]), Glibc.sin(wv * omega[1]), Glibc.cos(wv * omega[0]), Glibc.cos(wv * omega[1]),
+                       Glibc.sin(hv * omega[0]), Glibc.sin(hv * omega[1]), Glibc.cos(hv * omega[0]), Glibc.cos(hv * omega[1])]
+            for k in 0..<dim { XCTAssertEqual(Double(got[(i * gw + j) * dim + k]), row[k], accuracy: 1e-7) }
+        } }
+    }
+
     /// The vectorized GELU (erf8) against glibc's erf in double precision over [-12, 12].
     func testGeluErfAgainstLibm() {
         let n = 24_003

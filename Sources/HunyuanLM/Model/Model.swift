@@ -60,25 +60,26 @@ final class RunState {
     let x, xn, q, k, v, att, tmp, ffn, cosSin, router, topWeight, expertWeight: UnsafeMutablePointer<Float>
     let gathered, expertOut, gate, up, lastLogits: UnsafeMutablePointer<Float>
     let topIndex, expertToken: UnsafeMutablePointer<Int>
-    private var all: [UnsafeMutableRawPointer] = []
+    /// Owners of the buffers above (freed with the state).
+    private let owned: [FloatBuffer]
+    private let ownedInts: [UnsafeMutableBufferPointer<Int>]
 
     init(config c: HunyuanConfig, chunk: Int) {
         self.chunk = chunk
         let d = c.hiddenSize, qw = c.numHeads * c.headDim, kw = c.numKVHeads * c.headDim
         maxTopK = max(1, c.moeTopK.max() ?? 1)
         let width = max(c.intermediateSize, c.moeIntermediate.max() ?? 0, c.sharedMLPWidth.max() ?? 0)
-        var list: [UnsafeMutableRawPointer] = []
+        var floats: [FloatBuffer] = [], ints: [UnsafeMutableBufferPointer<Int>] = []
         func f(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
-            list.append(UnsafeMutableRawPointer(p))
-            return p
+            let b = FloatBuffer(n)
+            floats.append(b)
+            return b.p
         }
         func i(_ n: Int) -> UnsafeMutablePointer<Int> {
-            let p = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
-            p.initialize(repeating: 0, count: max(n, 1))
-            list.append(UnsafeMutableRawPointer(p))
-            return p
+            let b = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(n, 1))
+            b.initialize(repeating: 0)
+            ints.append(b)
+            return b.baseAddress!
         }
         x = f(chunk * d); xn = f(chunk * d); q = f(chunk * qw); k = f(chunk * kw); v = f(chunk * kw)
         att = f(chunk * qw); tmp = f(chunk * d); ffn = f(chunk * d); cosSin = f(chunk * c.headDim)
@@ -86,10 +87,11 @@ final class RunState {
         gathered = f(chunk * d); expertOut = f(chunk * d); gate = f(chunk * width); up = f(chunk * width)
         lastLogits = f(c.vocabSize)
         topIndex = i(chunk * maxTopK); expertToken = i(chunk * maxTopK)
-        all = list
+        owned = floats
+        ownedInts = ints
     }
 
-    deinit { for p in all { p.deallocate() } }
+    deinit { for b in ownedInts { b.deallocate() } }
 }
 
 /// A conversation with a model: its KV cache, activation buffers and logits. One thread at a time;
