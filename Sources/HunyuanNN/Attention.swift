@@ -45,162 +45,210 @@ public enum AttentionMask: Sendable, Equatable {
 /// - out: [nq, ≥ heads·headDim] fp32, row stride outStride; must not overlap q, keys or values.
 /// - lse: optional [heads, nq]: the log-sum-exp of each query's scaled scores (for the backward).
 /// - scale > 0. A query that sees no key gets zeros.
-/// fp32 math with a running max/sum over key blocks. Work is split over `pool` — (head, query block)
-/// tiles through GEMMs when the keys are fp32 and there are many queries, else (query, head) rows
-/// reading the keys and values in place — and nothing is allocated per key.
+/// FlashAttention-style tiles: a block of queries × every head of one GQA group against a block of
+/// keys, QKᵀ and PV as GEMMs, the online softmax in fp32, key blocks past the causal diagonal
+/// skipped; each key/value block is read (and widened from f16 / q8_0) once per GQA group. Tasks
+/// over (KV head, query block) — and, when those are fewer than the threads (decode), over key
+/// ranges too, whose partial softmaxes are merged (flash-decoding). Nothing is allocated per key.
 public func attention(q: UnsafePointer<Float>, qStride: Int, nq: Int,
                       keys: UnsafeRawPointer, kStride: Int, values: UnsafeRawPointer, vStride: Int, nk: Int,
                       kvType: KVElementType = .f32, heads: Int, kvHeads: Int, headDim: Int, scale: Float,
                       mask: AttentionMask = .none, out: UnsafeMutablePointer<Float>, outStride: Int,
                       lse: UnsafeMutablePointer<Float>? = nil, pool: ThreadPool?) {
-    if nq <= 0 || heads <= 0 || headDim <= 0 { return }
-    if kvType == .f32 && nq >= 16 {
-        attentionTiles(q: q, qStride: qStride, nq: nq, k: keys.assumingMemoryBound(to: Float.self), kStride: kStride,
-                       v: values.assumingMemoryBound(to: Float.self), vStride: vStride, nk: nk, heads: heads,
-                       kvHeads: kvHeads, headDim: headDim, scale: scale, mask: mask, out: out, outStride: outStride,
-                       lse: lse, pool: pool)
-        return
-    }
+    let shape = AttentionShape(nq: nq, nk: nk, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, mask: mask)
     switch kvType {
     case .f32:
-        attentionRows(F32Loader.self, q: q, qStride: qStride, nq: nq, keys: keys, kStride: kStride, values: values,
-                      vStride: vStride, nk: nk, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
-                      mask: mask, out: out, outStride: outStride, lse: lse, pool: pool)
+        attentionTiled(F32Loader.self, shape, q: q, qStride: qStride, keys: keys, kStride: kStride, values: values,
+                       vStride: vStride, out: out, outStride: outStride, lse: lse, pool: pool)
     case .f16:
-        attentionRows(F16Loader.self, q: q, qStride: qStride, nq: nq, keys: keys, kStride: kStride, values: values,
-                      vStride: vStride, nk: nk, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
-                      mask: mask, out: out, outStride: outStride, lse: lse, pool: pool)
+        attentionTiled(F16Loader.self, shape, q: q, qStride: qStride, keys: keys, kStride: kStride, values: values,
+                       vStride: vStride, out: out, outStride: outStride, lse: lse, pool: pool)
     case .q8_0:
-        attentionRows(Q8_0Loader.self, q: q, qStride: qStride, nq: nq, keys: keys, kStride: kStride, values: values,
-                      vStride: vStride, nk: nk, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
-                      mask: mask, out: out, outStride: outStride, lse: lse, pool: pool)
+        attentionTiled(Q8_0Loader.self, shape, q: q, qStride: qStride, keys: keys, kStride: kStride, values: values,
+                       vStride: vStride, out: out, outStride: outStride, lse: lse, pool: pool)
     }
 }
 
-/// (query, head) rows: each task streams the keys it sees in blocks of 64, dot products read the
-/// stored element type in place (decode, and f16 / q8_0 caches).
-func attentionRows<L: WeightLoader>(_: L.Type, q: UnsafePointer<Float>, qStride: Int, nq: Int,
-                                    keys: UnsafeRawPointer, kStride: Int, values: UnsafeRawPointer, vStride: Int,
-                                    nk: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float,
-                                    mask: AttentionMask, out: UnsafeMutablePointer<Float>, outStride: Int,
-                                    lse: UnsafeMutablePointer<Float>?, pool: ThreadPool?) {
-    let group = max(1, heads / max(kvHeads, 1))
-    let block = 64
-    let body: (Int) -> Void = { task in
-        let i = task / heads, h = task % heads
-        let qh = q + i * qStride + h * headDim
-        let o = out + i * outStride + h * headDim
-        let kvh = (h / group) * headDim
-        let n = mask.visible(i, nk)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { sc in
-            let s = sc.baseAddress!
-            var runMax = -Float.infinity, runSum: Float = 0
-            for d in 0..<headDim { o[d] = 0 }
-            var j0 = 0
-            while j0 < n {
-                let nb = min(block, n - j0)
-                var bmax = -Float.infinity
-                for j in 0..<nb {
-                    let v = dotRow(L.self, keys + L.byteOffset((j0 + j) * kStride + kvh), qh, headDim) * scale
-                    s[j] = v
-                    bmax = max(bmax, v)
-                }
-                let newMax = max(runMax, bmax)
-                let corr = exp(runMax - newMax)
-                if corr != 1 {
-                    runSum *= corr
-                    for d in 0..<headDim { o[d] *= corr }
-                }
-                for j in 0..<nb {
-                    let p = exp(s[j] - newMax)
-                    runSum += p
-                    let vr = values + L.byteOffset((j0 + j) * vStride + kvh)
-                    var d = 0
-                    while d + 8 <= headDim {
-                        let acc = UnsafeMutableRawPointer(o + d).loadUnaligned(as: SIMD8<Float>.self)
-                        UnsafeMutableRawPointer(o + d).storeBytes(of: acc + p * L.load8(vr, d), as: SIMD8<Float>.self)
-                        d += 8
-                    }
-                    while d < headDim { o[d] += p * L.load1(vr, d); d += 1 }
-                }
-                runMax = newMax
-                j0 += nb
-            }
-            if runSum > 0 {
-                let inv = 1 / runSum
-                for d in 0..<headDim { o[d] *= inv }
-            }
-            lse?[h * nq + i] = runSum > 0 ? runMax + log(runSum) : -.infinity
-        }
-    }
-    let tasks = nq * heads
-    // Work ≈ tasks × keys × headDim multiply-adds; small problems run inline.
-    let work = tasks * nk * headDim
-    if let pool, pool.threadCount > 1, tasks > 1, work >= 1 << 17 {
-        pool.parallelFor(tasks, body)
-    } else {
-        for k in 0..<tasks { body(k) }
+/// The sizes of one attention call, and how it is cut into tiles.
+struct AttentionShape {
+    let nq: Int, nk: Int, heads: Int, kvHeads: Int, headDim: Int
+    let scale: Float
+    let mask: AttentionMask
+    var group: Int { max(1, heads / max(kvHeads, 1)) }
+    /// Queries per tile: about 128 score rows (queries × the group's heads).
+    var blockQ = 0
+    /// Keys per tile.
+    var blockK = 256
+    /// Key ranges per (KV head, query block) task; > 1 merges partial softmaxes.
+    var splits = 0
+
+    init(nq: Int, nk: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float, mask: AttentionMask) {
+        self.nq = nq; self.nk = nk; self.heads = heads; self.kvHeads = max(1, kvHeads); self.headDim = headDim
+        self.scale = scale; self.mask = mask
     }
 }
 
-/// (head, query block) tiles over fp32 keys: S = Q·Kᵀ and acc += P·V as GEMMs per key block, key
-/// blocks past the causal diagonal skipped, one score tile (blockQ × blockK) per task.
-func attentionTiles(q: UnsafePointer<Float>, qStride: Int, nq: Int, k: UnsafePointer<Float>, kStride: Int,
-                    v: UnsafePointer<Float>, vStride: Int, nk: Int, heads: Int, kvHeads: Int, headDim: Int,
-                    scale: Float, mask: AttentionMask, out: UnsafeMutablePointer<Float>, outStride: Int,
-                    lse: UnsafeMutablePointer<Float>?, pool: ThreadPool?, blockQ: Int = 256, blockK: Int = 1024) {
-    let group = max(1, heads / max(kvHeads, 1))
-    let bq = blockQ, bk = blockK
+/// The tiled kernel over keys/values stored as L (see `attention`). `shape.blockQ` / `blockK` /
+/// `splits` of 0 are chosen here; tests set them to exercise every edge.
+func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: UnsafePointer<Float>, qStride: Int,
+                                     keys: UnsafeRawPointer, kStride: Int, values: UnsafeRawPointer, vStride: Int,
+                                     out: UnsafeMutablePointer<Float>, outStride: Int,
+                                     lse: UnsafeMutablePointer<Float>?, pool: ThreadPool?) {
+    var sh = shapeIn
+    let nq = sh.nq, hd = sh.headDim, group = sh.group, scale = sh.scale, mask = sh.mask
+    if nq <= 0 || sh.heads <= 0 || hd <= 0 { return }
+    if sh.blockQ <= 0 { sh.blockQ = max(1, min(nq, 128 / group)) }
+    let bq = sh.blockQ, bk = max(1, sh.blockK)
     let qBlocks = (nq + bq - 1) / bq
+    let threads = pool?.threadCount ?? 1
+    if sh.splits <= 0 {
+        // Decode: too few (KV head, query block) tasks to fill the threads → split the keys.
+        let tasks = sh.kvHeads * qBlocks, seen = mask.visible(nq - 1, sh.nk)
+        sh.splits = tasks >= 2 * threads ? 1 : max(1, min((2 * threads + tasks - 1) / tasks, seen / (4 * bk)))
+    }
+    let splits = sh.splits
+    let rows = bq * group                                   // score rows of a full tile
+    // Partial softmax state of every (task, row) when the keys are split: max, sum, acc[hd].
+    let partialStride = 2 + hd
+    let partials = splits > 1 ? FloatBuffer(sh.kvHeads * qBlocks * splits * rows * partialStride, zeroed: false) : nil
+    let directF32 = L.self == F32Loader.self
+    let smallRows = 8
     let body: (Int) -> Void = { task in
-        let h = task % heads, qb = task / heads
-        let i0 = qb * bq, m = min(bq, nq - i0)
-        let col = h * headDim, kcol = (h / group) * headDim
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: bq * bk + bq * headDim + 2 * bq)
+        let sp = task % splits, qb = (task / splits) % qBlocks, g = task / (splits * qBlocks)
+        let i0 = qb * bq, m = min(bq, nq - i0), mr = m * group
+        let kc = g * hd
+        // Keys seen by this query block, cut into `splits` ranges of whole key blocks.
+        let seen = mask.visible(i0 + m - 1, sh.nk)
+        let blocksSeen = (seen + bk - 1) / bk
+        let b0 = blocksSeen * sp / splits, b1 = blocksSeen * (sp + 1) / splits
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: mr * hd * 2 + mr * bk + 2 * bk * hd + 2 * mr)
         defer { scratch.deallocate() }
-        let s = scratch, acc = scratch + bq * bk, rowMax = acc + bq * headDim, rowSum = rowMax + bq
-        for r in 0..<m { rowMax[r] = -.infinity; rowSum[r] = 0 }
-        for i in 0..<(m * headDim) { acc[i] = 0 }
-        let keysSeen = mask.visible(i0 + m - 1, nk)     // the last query of the block sees the most
-        var j0 = 0
-        while j0 < keysSeen {
-            let n = min(bk, keysSeen - j0)
-            // S[m, n] = Q_blk · K_blkᵀ; probabilities exp(scale · (S − running max)) (scale > 0)
-            gemm(transB: true, m: m, n: n, k: headDim, a: q + i0 * qStride + col, lda: qStride,
-                 b: k + j0 * kStride + kcol, ldb: kStride, c: s, ldc: n)
-            for r in 0..<m {
-                let sr = s + r * n
-                let valid = min(n, max(0, mask.visible(i0 + r, nk) - j0))
+        let qg = scratch, acc = qg + mr * hd, s = acc + mr * hd, kt = s + mr * bk, vt = kt + bk * hd
+        let rowMax = vt + bk * hd, rowSum = rowMax + mr
+        // Q rows of the group: row r·group + e is query i0 + r, head g·group + e.
+        for r in 0..<m {
+            for e in 0..<group { (qg + (r * group + e) * hd).update(from: q + (i0 + r) * qStride + (g * group + e) * hd, count: hd) }
+        }
+        for i in 0..<mr { rowMax[i] = -.infinity; rowSum[i] = 0 }
+        acc.update(repeating: 0, count: mr * hd)
+        var blk = b0
+        while blk < b1 {
+            let j0 = blk * bk, n = min(bk, seen - j0)
+            // K and V of the block as fp32 [n, hd] (in place when stored as f32).
+            let kp: UnsafePointer<Float>, kld: Int, vp: UnsafePointer<Float>, vld: Int
+            if directF32 {
+                kp = (keys + 4 * (j0 * kStride + kc)).assumingMemoryBound(to: Float.self); kld = kStride
+                vp = (values + 4 * (j0 * vStride + kc)).assumingMemoryBound(to: Float.self); vld = vStride
+            } else {
+                for j in 0..<n {
+                    convertRow(L.self, keys + L.byteOffset((j0 + j) * kStride + kc), hd, kt + j * hd)
+                    convertRow(L.self, values + L.byteOffset((j0 + j) * vStride + kc), hd, vt + j * hd)
+                }
+                kp = UnsafePointer(kt); kld = hd; vp = UnsafePointer(vt); vld = hd
+            }
+            // S[mr, n] = Qg · Kᵀ; probabilities exp(scale · (S − running max)) (scale > 0). A few rows
+            // (decode) as SIMD dot products: a GEMM call costs more than it saves there.
+            if mr <= smallRows {
+                for row in 0..<mr {
+                    let qr = UnsafePointer(qg + row * hd), sr = s + row * n
+                    for j in 0..<n { sr[j] = dotRow(F32Loader.self, UnsafeRawPointer(kp + j * kld), qr, hd) }
+                }
+            } else {
+                gemm(transB: true, m: mr, n: n, k: hd, a: qg, lda: hd, b: kp, ldb: kld, c: s, ldc: n)
+            }
+            for row in 0..<mr {
+                let sr = s + row * n
+                let valid = min(n, max(0, mask.visible(i0 + row / group, sh.nk) - j0))
                 if valid == 0 { sr.update(repeating: 0, count: n); continue }
-                let newMax = max(rowMax[r], maxElement(sr, valid))
-                let corr = rowMax[r] == -.infinity ? 0 : expf((rowMax[r] - newMax) * scale)
+                let newMax = max(rowMax[row], maxElement(sr, valid))
+                let corr = rowMax[row] == -.infinity ? 0 : expf((rowMax[row] - newMax) * scale)
                 let sum = expShifted(sr, valid, shift: newMax, scale: scale)
                 if valid < n { (sr + valid).update(repeating: 0, count: n - valid) }
-                rowSum[r] = rowSum[r] * corr + sum
+                rowSum[row] = rowSum[row] * corr + sum
                 if corr != 1 {
-                    let ar = acc + r * headDim
-                    for d in 0..<headDim { ar[d] *= corr }
+                    let ar = acc + row * hd
+                    for d in 0..<hd { ar[d] *= corr }
                 }
-                rowMax[r] = newMax
+                rowMax[row] = newMax
             }
-            // acc[m, headDim] += P[m, n] · V_blk[n, headDim]
-            gemm(m: m, n: headDim, k: n, a: s, lda: n, b: v + j0 * vStride + kcol, ldb: vStride,
-                 beta: 1, c: acc, ldc: headDim)
-            j0 += n
-        }
-        for r in 0..<m {
-            let o = out + (i0 + r) * outStride + col, ar = acc + r * headDim
-            if rowSum[r] > 0 {
-                let inv = 1 / rowSum[r]
-                for d in 0..<headDim { o[d] = ar[d] * inv }
+            // acc[mr, hd] += P[mr, n] · V_blk[n, hd]
+            if mr <= smallRows {
+                for row in 0..<mr {
+                    let sr = s + row * n, ar = UnsafeMutableRawPointer(acc + row * hd)
+                    for j in 0..<n {
+                        let pj = sr[j]
+                        if pj == 0 { continue }
+                        let vr = UnsafeRawPointer(vp + j * vld)
+                        var d = 0
+                        while d + 8 <= hd {
+                            let a = ar.loadUnaligned(fromByteOffset: 4 * d, as: SIMD8<Float>.self)
+                            ar.storeBytes(of: a + pj * vr.loadUnaligned(fromByteOffset: 4 * d, as: SIMD8<Float>.self),
+                                          toByteOffset: 4 * d, as: SIMD8<Float>.self)
+                            d += 8
+                        }
+                        while d < hd { acc[row * hd + d] += pj * vp[j * vld + d]; d += 1 }
+                    }
+                }
             } else {
-                for d in 0..<headDim { o[d] = 0 }
+                gemm(m: mr, n: hd, k: n, a: s, lda: n, b: vp, ldb: vld, beta: 1, c: acc, ldc: hd)
             }
-            lse?[h * nq + i0 + r] = rowSum[r] > 0 ? rowMax[r] * scale + log(rowSum[r]) : -.infinity
+            blk += 1
+        }
+        if let partials {
+            let base = partials.p + (task * rows) * partialStride
+            for row in 0..<mr {
+                let pr = base + row * partialStride
+                pr[0] = rowMax[row]; pr[1] = rowSum[row]
+                (pr + 2).update(from: acc + row * hd, count: hd)
+            }
+            return
+        }
+        for row in 0..<mr {
+            let r = row / group, h = g * group + row % group
+            let o = out + (i0 + r) * outStride + h * hd, ar = acc + row * hd
+            if rowSum[row] > 0 {
+                let inv = 1 / rowSum[row]
+                for d in 0..<hd { o[d] = ar[d] * inv }
+            } else {
+                o.update(repeating: 0, count: hd)
+            }
+            lse?[h * nq + i0 + r] = rowSum[row] > 0 ? rowMax[row] * scale + log(rowSum[row]) : -.infinity
         }
     }
-    let tasks = heads * qBlocks
-    if let pool, pool.threadCount > 1, tasks > 1 { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
+    let tasks = sh.kvHeads * qBlocks * splits
+    // Small problems (a decode step over a short context) run inline: a wake-up costs more.
+    let work = tasks * rows * max(sh.nk / splits, 1) * hd
+    if let pool, threads > 1, tasks > 1, work >= 1 << 15 { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
+    guard let partials else { return }
+    // Merge the key ranges: M = max_s m_s, f_s = exp(scale (m_s − M)), out = Σ f_s acc_s / Σ f_s sum_s.
+    for g in 0..<sh.kvHeads {
+        for qb in 0..<qBlocks {
+            let i0 = qb * bq, m = min(bq, nq - i0)
+            for row in 0..<(m * group) {
+                let r = row / group, h = g * group + row % group
+                func part(_ sp: Int) -> UnsafeMutablePointer<Float> {
+                    partials.p + ((((g * qBlocks) + qb) * splits + sp) * rows + row) * partialStride
+                }
+                var mx = -Float.infinity
+                for sp in 0..<splits where part(sp)[1] > 0 { mx = max(mx, part(sp)[0]) }
+                let o = out + (i0 + r) * outStride + h * hd
+                o.update(repeating: 0, count: hd)
+                var total: Float = 0
+                if mx > -.infinity {
+                    for sp in 0..<splits where part(sp)[1] > 0 {
+                        let pr = part(sp), f = expf((pr[0] - mx) * scale)
+                        total += f * pr[1]
+                        for d in 0..<hd { o[d] += f * pr[2 + d] }
+                    }
+                }
+                if total > 0 {
+                    let inv = 1 / total
+                    for d in 0..<hd { o[d] *= inv }
+                }
+                lse?[h * nq + i0 + r] = total > 0 ? mx * scale + log(total) : -.infinity
+            }
+        }
+    }
 }
 
 /// Backward of `attention` over fp32 q/k/v of one sequence (the layout of the forward, strides in

@@ -153,21 +153,26 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure prefill and decode tokens/s of a model (random prompt, greedy decode), llama-bench style.",
         discussion: """
         One row per thread count: prefill (-p tokens in one eval) and decode (-n single-token steps after \
-        the prompt) tokens/s as mean ± sd over --reps repetitions after one warm-up, peak RSS of the \
-        process, stored model bytes, KV-cache bytes per token and the weight type. -p 0 or -n 0 skips \
-        that measurement (null in JSON). --json prints exactly one JSON array, one object per row.
+        the prompt) tokens/s as mean ± sd over --reps repetitions after one warm-up (--no-warmup skips \
+        it), peak RSS of the process, stored model bytes, KV-cache bytes per token and the weight type. \
+        -d DEPTH first fills the context with DEPTH tokens (untimed, every repetition), so both \
+        measurements run at that depth, as llama-bench's -d. -p 0 or -n 0 skips that measurement (null \
+        in JSON). --json prints exactly one JSON array, one object per row.
         """)
     @Argument(help: "Model folder.") var model: String
     @Option(name: .short, help: "Prompt tokens (0 = skip prefill).") var p = 128
     @Option(name: .short, help: "Decoded tokens (0 = skip decode).") var n = 64
+    @Option(name: .short, help: "Context depth: tokens evaluated (untimed) before each measurement.") var d = 0
     @Option(name: .short, help: "Comma-separated thread counts.") var t = "1,2"
     @Option(help: "Repetitions per measurement.") var reps = 3
     @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = KVElementType.f32
+    @Flag(help: "Skip the warm-up repetition (long runs).") var noWarmup = false
     @Flag(help: "Print one JSON array on stdout.") var json = false
 
     func run() throws {
         try runReporting {
             guard p >= 0, n >= 0, p + n > 0 else { throw HYError.invalidArgument("-p and -n must be ≥ 0 and not both 0") }
+            guard d >= 0 else { throw HYError.invalidArgument("-d must be ≥ 0") }
             guard reps >= 1 else { throw HYError.invalidArgument("--reps must be ≥ 1") }
             let threadCounts = try t.split(separator: ",").map { s -> Int in
                 guard let v = Int(s), v > 0 else { throw HYError.invalidArgument("-t: bad thread count \(s)") }
@@ -176,17 +181,19 @@ struct BenchCommand: ParsableCommand {
             let m = try HunyuanModel(path: model)
             var rng = SplitMix64(seed: 1)
             let prompt = (0..<max(p, 1)).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
+            let depth = (0..<d).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
             var rows: [JSONValue] = []
             var out = StdoutWriter()
             if !json {
-                out.write("type\tthreads\tparams\tmodel_bytes\tkv_bytes_per_token\tprefill_tok_s (p\(p))\tdecode_tok_s (n\(n))\tpeak_rss\n")
+                out.write("type\tthreads\tparams\tmodel_bytes\tkv_bytes_per_token\tprefill_tok_s (p\(p) d\(d))\tdecode_tok_s (n\(n) d\(d))\tpeak_rss\n")
             }
             for threads in threadCounts {
-                let s = try InferenceSession(model: m, contextLength: prompt.count + n + 1, threads: threads,
+                let s = try InferenceSession(model: m, contextLength: d + prompt.count + n + 1, threads: threads,
                                              kvType: kvType)
                 var pre: [Double] = [], dec: [Double] = []
-                for rep in 0...reps {  // rep 0 is the warm-up (pages in the weights)
+                for rep in (noWarmup ? 1 : 0)...reps {  // rep 0 is the warm-up (pages in the weights)
                     s.reset()
+                    if d > 0 { try s.eval(depth) }
                     let t0 = Clock.seconds()
                     try s.eval(p > 0 ? prompt : [prompt[0]])
                     let t1 = Clock.seconds()
@@ -204,13 +211,14 @@ struct BenchCommand: ParsableCommand {
                 let (pm, ps) = meanSD(pre), (dm, ds) = meanSD(dec)
                 let rss = peakRSSBytes()
                 let kv = s.cache.bytesPerToken
-                writeStderr("threads \(threads): prefill \(p) tokens, decode \(n) tokens, \(reps) reps\n")
+                writeStderr("threads \(threads): prefill \(p) tokens, decode \(n) tokens at depth \(d), \(reps) reps\n")
                 if json {
                     func num(_ v: Double?) -> JSONValue { v.map { .double(($0 * 100).rounded() / 100) } ?? .null }
                     rows.append(.object([
                         ("model", .string(model)), ("architecture", .string(m.config.architecture.rawValue)),
                         ("type", .string(m.weightType)), ("threads", .int(Int64(threads))),
-                        ("n_prompt", .int(Int64(p))), ("n_gen", .int(Int64(n))), ("reps", .int(Int64(reps))),
+                        ("n_prompt", .int(Int64(p))), ("n_gen", .int(Int64(n))), ("n_depth", .int(Int64(d))),
+                        ("reps", .int(Int64(reps))),
                         ("prefill_tps", num(pm)), ("prefill_tps_sd", num(ps)),
                         ("decode_tps", num(dm)), ("decode_tps_sd", num(ds)),
                         ("peak_rss", .int(Int64(rss))), ("model_bytes", .int(Int64(m.weightBytes))),

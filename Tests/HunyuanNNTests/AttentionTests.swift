@@ -45,7 +45,9 @@ final class AttentionTests: XCTestCase {
         return (out, lse)
     }
 
-    func run(_ c: Case, kvType: KVElementType = .f32, tiles: (Int, Int)? = nil, rows: Bool = false) -> (err: Double, lseErr: Double) {
+    /// Runs `attention` (or, with `tiles`, the tiled kernel with forced block sizes and key splits)
+    /// and returns the worst |Δ| of the output and of the lse against the float64 definition.
+    func run(_ c: Case, kvType: KVElementType = .f32, tiles: (q: Int, k: Int, splits: Int)? = nil) -> (err: Double, lseErr: Double) {
         let inner = c.heads * c.hd, kvInner = c.kvHeads * c.hd
         let qs = inner + 5, ks = kvInner + (kvType == .q8_0 ? 0 : 3), vs = kvInner + (kvType == .q8_0 ? 0 : 1), os = inner + 1
         let q = (0..<(c.nq * qs)).map { _ in rnd() }
@@ -72,16 +74,16 @@ final class AttentionTests: XCTestCase {
         let pool = ThreadPool(threads: 2)
         q.withUnsafeBufferPointer { qp in kb.withUnsafeBytes { kp in vb.withUnsafeBytes { vp in
             out.withUnsafeMutableBufferPointer { op in lse.withUnsafeMutableBufferPointer { lp in
-                if let (bq, bk) = tiles {
-                    attentionTiles(q: qp.baseAddress!, qStride: qs, nq: c.nq, k: kp.baseAddress!.assumingMemoryBound(to: Float.self),
-                                   kStride: ks, v: vp.baseAddress!.assumingMemoryBound(to: Float.self), vStride: vs, nk: c.nk,
-                                   heads: c.heads, kvHeads: c.kvHeads, headDim: c.hd, scale: c.scale, mask: c.mask,
-                                   out: op.baseAddress!, outStride: os, lse: lp.baseAddress!, pool: pool, blockQ: bq, blockK: bk)
-                } else if rows {
-                    attentionRows(F32Loader.self, q: qp.baseAddress!, qStride: qs, nq: c.nq, keys: kp.baseAddress!, kStride: ks,
-                                  values: vp.baseAddress!, vStride: vs, nk: c.nk, heads: c.heads, kvHeads: c.kvHeads,
-                                  headDim: c.hd, scale: c.scale, mask: c.mask, out: op.baseAddress!, outStride: os,
-                                  lse: lp.baseAddress!, pool: pool)
+                if let t = tiles {
+                    var sh = AttentionShape(nq: c.nq, nk: c.nk, heads: c.heads, kvHeads: c.kvHeads, headDim: c.hd,
+                                            scale: c.scale, mask: c.mask)
+                    sh.blockQ = t.q; sh.blockK = t.k; sh.splits = t.splits
+                    func go<L: WeightLoader>(_ l: L.Type) {
+                        attentionTiled(l, sh, q: qp.baseAddress!, qStride: qs, keys: kp.baseAddress!, kStride: ks,
+                                       values: vp.baseAddress!, vStride: vs, out: op.baseAddress!, outStride: os,
+                                       lse: lp.baseAddress!, pool: pool)
+                    }
+                    switch kvType { case .f32: go(F32Loader.self); case .f16: go(F16Loader.self); case .q8_0: go(Q8_0Loader.self) }
                 } else {
                     attention(q: qp.baseAddress!, qStride: qs, nq: c.nq, keys: kp.baseAddress!, kStride: ks,
                               values: vp.baseAddress!, vStride: vs, nk: c.nk, kvType: kvType, heads: c.heads,
@@ -96,33 +98,36 @@ final class AttentionTests: XCTestCase {
         return (err, lseErr)
     }
 
-    func testTilesEqualDefinitionForEveryBlockSize() {
-        for mask in [AttentionMask.none, .causal(offset: 0), .causal(offset: 16)] {
-            for (bq, bk) in [(4, 7), (1, 1), (37, 53), (256, 1024)] {
-                var c = Case(); c.mask = mask
-                let r = run(c, tiles: (bq, bk))
-                XCTAssertLessThan(r.err, 1e-5, "tiles \(bq)x\(bk) \(mask)")
-                XCTAssertLessThan(r.lseErr, 1e-4, "lse tiles \(bq)x\(bk) \(mask)")
-            }
-        }
-    }
-
-    func testRowsEqualDefinition() {
-        for mask in [AttentionMask.none, .causal(offset: 0), .causal(offset: 16)] {
-            var c = Case(); c.mask = mask
-            let r = run(c, rows: true)
-            XCTAssertLessThan(r.err, 1e-5, "rows \(mask)")
-            XCTAssertLessThan(r.lseErr, 1e-4, "lse rows \(mask)")
-        }
-    }
-
-    func testStoredKVTypesAndDecode() {
+    /// Every tiling: query blocks of 1 to all, key blocks of 1 to all, 1–5 key splits (merged partial
+    /// softmaxes), causal offsets that leave a block's first queries seeing nothing of a key block,
+    /// GQA groups of 1, 2 and 4, for every stored K/V type.
+    func testTilesEqualDefinitionForEveryTiling() {
         for kv in KVElementType.allCases {
-            for nq in [1, 3, 40] {
-                var c = Case(); c.nq = nq; c.hd = 32; c.nk = 45; c.mask = .causal(offset: 45 - nq)
-                XCTAssertLessThan(run(c, kvType: kv).err, 1e-5, "\(kv) nq \(nq)")
+            for (heads, kvHeads) in [(4, 4), (4, 2), (4, 1)] {
+                for mask in [AttentionMask.none, .causal(offset: 0), .causal(offset: 16)] {
+                    for t in [(1, 1, 1), (4, 7, 1), (5, 16, 3), (37, 53, 1), (3, 8, 5), (128, 256, 2)] {
+                        var c = Case(); c.heads = heads; c.kvHeads = kvHeads; c.mask = mask
+                        if kv == .q8_0 { c.hd = 32 }
+                        let r = run(c, kvType: kv, tiles: t)
+                        XCTAssertLessThan(r.err, 1e-5, "\(kv) \(heads)/\(kvHeads) \(mask) tiles \(t)")
+                        XCTAssertLessThan(r.lseErr, 1e-4, "lse \(kv) \(heads)/\(kvHeads) \(mask) tiles \(t)")
+                    }
+                }
             }
         }
+    }
+
+    /// The public entry with its own tiling: prefill-sized and decode-sized calls (the latter split the
+    /// keys over the threads), every stored K/V type.
+    func testStoredKVTypesPrefillAndDecode() {
+        for kv in KVElementType.allCases {
+            for (nq, nk) in [(1, 45), (3, 45), (40, 45), (1, 3000), (2, 2500)] {
+                var c = Case(); c.nq = nq; c.hd = 32; c.nk = nk; c.mask = .causal(offset: nk - nq)
+                XCTAssertLessThan(run(c, kvType: kv).err, 1e-5, "\(kv) nq \(nq) nk \(nk)")
+            }
+        }
+        var c = Case(); c.nq = 7; c.nk = 300; c.mask = .none
+        XCTAssertLessThan(run(c).err, 1e-5, "cross attention")
     }
 
     /// Gradients of L = Σ out ⊙ R (R random) against float64 central differences of the reference.

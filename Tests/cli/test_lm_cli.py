@@ -55,6 +55,14 @@ def test_random_model_and_bench(cli, shared, tmp_path):
     rep = json.loads(r.stdout)  # exactly one JSON array, one object per configuration
     assert [x["threads"] for x in rep] == [1, 2]
     assert all(x["prefill_tps"] > 0 and x["decode_tps"] > 0 for x in rep)
+    # -d: both measurements after DEPTH tokens of context; --no-warmup runs only the timed repetitions.
+    r = run(cli, "bench", tmp_path / "m", "-p", "8", "-n", "4", "-d", "40", "-t", "2", "--reps", "1", "--no-warmup",
+            "--kv-type", "f16", "--json")
+    (row,) = json.loads(r.stdout)
+    assert row["n_depth"] == 40 and row["kv_type"] == "f16" and row["prefill_tps"] > 0 and row["decode_tps"] > 0
+    assert "at depth 40" in r.stderr
+    bad = run(cli, "bench", tmp_path / "m", "-d=-1", check=False)
+    assert bad.returncode != 0 and "-d" in bad.stderr
 
 
 def test_generate_prompt_stop_strings(cli):

@@ -94,8 +94,9 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
+/// n elements of a row stored as L, widened to fp32 into out.
 @inlinable
-func convertRow<L: WeightLoader>(_: L.Type, _ p: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+public func convertRow<L: WeightLoader>(_: L.Type, _ p: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
     var i = 0
     while i + 8 <= n {
         UnsafeMutableRawPointer(out + i).storeBytes(of: L.load8(p, i), as: SIMD8<Float>.self)
