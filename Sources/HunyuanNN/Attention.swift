@@ -75,10 +75,10 @@ struct AttentionShape {
     let scale: Float
     let mask: AttentionMask
     var group: Int { max(1, heads / max(kvHeads, 1)) }
-    /// Queries per tile: about 128 score rows (queries × the group's heads).
+    /// Queries per tile: about 256 score rows (queries × the group's heads).
     var blockQ = 0
     /// Keys per tile.
-    var blockK = 256
+    var blockK = 1024
     /// Key ranges per (KV head, query block) task; > 1 merges partial softmaxes.
     var splits = 0
 
@@ -97,7 +97,7 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
     var sh = shapeIn
     let nq = sh.nq, hd = sh.headDim, group = sh.group, scale = sh.scale, mask = sh.mask
     if nq <= 0 || sh.heads <= 0 || hd <= 0 { return }
-    if sh.blockQ <= 0 { sh.blockQ = max(1, min(nq, 128 / group)) }
+    if sh.blockQ <= 0 { sh.blockQ = max(1, min(nq, 256 / group)) }
     let bq = sh.blockQ, bk = max(1, sh.blockK)
     let qBlocks = (nq + bq - 1) / bq
     let threads = pool?.threadCount ?? 1
