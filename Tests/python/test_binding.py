@@ -387,3 +387,31 @@ def test_damaged_image_files_are_errors_not_crashes(tmp_path):
                 assert p.name in str(e)
                 outcomes["error"] += 1
     assert outcomes["error"] > 50  # most damage is detected (bit flips inside entropy-coded data may not be)
+
+
+def test_closing_a_tokenizer_or_model_in_use_is_refused():
+    """A handle is never freed under a running call: Tokenizer.close() from inside the text callback of a
+    generation that uses it raises (the library keeps reading it until the call returns); afterwards the
+    tokenizer still works, and closing succeeds once the call is over."""
+    m = hunyuan.Model("builtin:hunyuan-tiny")
+    tok = m.tokenizer
+    refused = []
+
+    def on_text(piece):
+        try:
+            tok.close()
+        except RuntimeError as e:
+            refused.append(str(e))
+        return True
+
+    s = m._session()
+    try:
+        text, _, _ = s.generate_text(tok._t, b"ROMEO:", 0, 8, None, [], on_text, None)
+    finally:
+        m._release(s)
+    assert refused and all("in use" in r for r in refused)
+    assert text and tok.decode(tok.encode("ROMEO:", wrap=False)) == "ROMEO:"
+    tok.close()
+    with pytest.raises(ValueError):
+        tok.encode("closed")
+    m.close()

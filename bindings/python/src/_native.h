@@ -95,6 +95,10 @@ int is_main_thread(void);
     }                                                                      \
     static PyObject *Name##_close(Name##Object *self, PyObject *unused) {  \
         (void)unused;                                                      \
+        if (self->users > 0) {                                             \
+            PyErr_SetString(PyExc_RuntimeError, what " is in use by a running call"); \
+            return NULL;                                                   \
+        }                                                                  \
         if (self->field) free_fn(self->field);                             \
         self->field = NULL;                                                \
         Py_RETURN_NONE;                                                    \
@@ -111,14 +115,19 @@ NATIVE_TYPE_DECLARE(Session)    /* session.c */
 NATIVE_TYPE_DECLARE(Recon)      /* recon.c ("Reconstructor") */
 
 /* Objects other files look into. */
+/* `users` counts calls that run with the GIL released (or call back into Python) while using the
+ * handle; close() refuses while it is non-zero, so a handle is never freed under a running call.
+ * Changed only with the GIL held. */
 typedef struct {
     PyObject_HEAD
     hy_tokenizer *tok;
+    int users;
 } TokenizerObject;
 
 typedef struct {
     PyObject_HEAD
     hy_model *model;
+    int users;
 } ModelObject;
 
 hy_tokenizer *tokenizer_get(TokenizerObject *self);

@@ -4,6 +4,7 @@
 typedef struct {
     PyObject_HEAD
     hy_checkpoint *ck;
+    int users; /* see TokenizerObject */
 } CheckpointObject;
 
 NATIVE_HANDLE_BASICS(Checkpoint, ck, hy_checkpoint, hy_checkpoint_free, checkpoint_get, "checkpoint")

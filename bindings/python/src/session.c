@@ -26,9 +26,11 @@ static int Session_init(SessionObject *self, PyObject *args, PyObject *kwds) {
     params.kv_type = kv_type;
     hy_session *s = NULL;
     hy_status st;
+    ((ModelObject *)model)->users++;
     Py_BEGIN_ALLOW_THREADS
     st = hy_session_new(m, &params, &s);
     Py_END_ALLOW_THREADS
+    ((ModelObject *)model)->users--;
     if (st != HY_OK) {
         raise_status(st);
         return -1;
@@ -375,10 +377,12 @@ static PyObject *Session_generate_text(SessionObject *self, PyObject *args) {
     size_t n_out = 0;
     hy_stop_reason reason = HY_STOP_MAX_TOKENS;
     hy_status st;
+    ((TokenizerObject *)tokenizer)->users++;
     Py_BEGIN_ALLOW_THREADS
     st = hy_generate_text(s, tok, prompt, (size_t)prompt_len, flags, &gp, sampler == Py_None ? NULL : &sp, on_text_cb,
                           &ts, &n_out, &reason);
     Py_END_ALLOW_THREADS
+    ((TokenizerObject *)tokenizer)->users--;
     self->busy = 0;
     PyMem_Free(stop_ptrs);
     Py_DECREF(encoded);

@@ -24,9 +24,11 @@ static int Tokenizer_init(TokenizerObject *self, PyObject *args, PyObject *kwds)
         size_t cap_ = 0;                                                             \
         hy_status st_;                                                               \
         for (int pass_ = 0; pass_ < 2; pass_++) {                                    \
+            self->users++;                                                           \
             Py_BEGIN_ALLOW_THREADS                                                   \
             st_ = call_with_buf_cap;                                                 \
             Py_END_ALLOW_THREADS                                                     \
+            self->users--;                                                           \
             if (st_ == HY_OK) break;                                                 \
             if (pass_ == 0 && needed_ > cap_) {                                      \
                 buf_ = (hy_token *)PyMem_Malloc((needed_ ? needed_ : 1) * sizeof(hy_token)); \
@@ -126,9 +128,11 @@ static PyObject *Tokenizer_detokenize(TokenizerObject *self, PyObject *args) {
         PyMem_Free(ids);
         return NULL;
     }
+    self->users++;
     Py_BEGIN_ALLOW_THREADS
     st = hy_detokenize(t, ids, n, PyBytes_AsString(out), needed, &needed);
     Py_END_ALLOW_THREADS
+    self->users--;
     PyMem_Free(ids);
     if (st != HY_OK) {
         Py_DECREF(out);
