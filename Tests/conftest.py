@@ -37,3 +37,11 @@ def lm_fixtures(shared: Path):
 def run(cli, *args, check=True):
     """hunyuan-cli with `args` (paths allowed), text output captured."""
     return subprocess.run([str(cli), *map(str, args)], capture_output=True, text=True, check=check)
+
+
+# Hunyuan's official pre-tokenizer pattern and special tokens (tokenization_hy.py), for the tiktoken
+# references of the tokenizer tests.
+PAT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+       r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
+SPECIALS = ["<|endoftext|>", "<|startoftext|>", "<|bos|>", "<|eos|>", "<|pad|>"] + \
+    [f"<|extra_{i}|>" for i in range(204)]

@@ -13,10 +13,7 @@ import unicodedata
 
 import pytest
 
-PAT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-       r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
-SPECIALS = ["<|endoftext|>", "<|startoftext|>", "<|bos|>", "<|eos|>", "<|pad|>"] + \
-    [f"<|extra_{i}|>" for i in range(204)]
+from conftest import PAT, SPECIALS  # noqa: F401 (the official pattern and specials)
 START, END = 127958, 127957
 
 

@@ -68,7 +68,7 @@ def test_tokenizer_matches_tiktoken(shared):
 
     import tiktoken
 
-    from test_tokenizer import PAT, SPECIALS  # the official pattern and specials
+    from conftest import PAT, SPECIALS  # the official pattern and specials
 
     ranks = {}
     for line in open(shared / "data" / "tokenizer" / "hy.tiktoken", "rb"):

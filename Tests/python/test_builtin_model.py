@@ -26,7 +26,7 @@ def test_builtin_loads_from_the_installed_package(tmp_path):
 
 def test_builtin_tokenizer_matches_tiktoken():
     tiktoken = pytest.importorskip("tiktoken")
-    from test_tokenizer import PAT, SPECIALS
+    from conftest import PAT, SPECIALS
 
     folder = ROOT / "models" / "hunyuan-tiny"
     ranks = {}
