@@ -1,4 +1,7 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What this machine and build offer; kernels consult it to pick a path at run time.
 public enum CPUFeatures {
@@ -11,6 +14,13 @@ public enum CPUFeatures {
         "AVX2=\(avx2fma ? 1 : 0) FMA=\(avx2fma ? 1 : 0) AVX512F=\(avx512 ? 1 : 0) "
             + "AVX512_VNNI=\(avx512vnni ? 1 : 0) AVX_VNNI=\(avxvnni ? 1 : 0) BLAS=OpenBLAS "
             + "threads=\(ThreadPool.processorCount)"
+    }
+}
+
+extension CPUFeatures {
+    /// Bytes of physical memory of this machine.
+    public static var physicalMemoryBytes: Int {
+        Int(sysconf(Int32(_SC_PHYS_PAGES))) &* Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
 

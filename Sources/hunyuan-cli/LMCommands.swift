@@ -223,6 +223,7 @@ struct BenchCommand: ParsableCommand {
                         ("decode_tps", num(dm)), ("decode_tps_sd", num(ds)),
                         ("peak_rss", .int(Int64(rss))), ("model_bytes", .int(Int64(m.weightBytes))),
                         ("params", .int(Int64(m.parameterCount))), ("kv_bytes_per_token", .int(Int64(kv))),
+                        ("kv_bytes", .int(Int64(kv * s.contextLength))),
                         ("kv_type", .string(s.cache.type.rawValue)),
                         ("cpu", .string(CPUFeatures.summary))]))
                 } else {

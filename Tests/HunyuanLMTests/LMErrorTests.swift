@@ -80,6 +80,41 @@ final class LMErrorTests: LMFixtureTestCase {
         XCTAssertLessThanOrEqual(Self.maxAbsDiff(s.allLogits, Array(ref.logits[0..<(4 * v)])), 1e-4)
     }
 
+    /// A context whose KV cache cannot fit in this machine's memory is refused when the session is
+    /// made (before any work), naming the bytes; a context that fits works.
+    func testKVCacheThatCannotFitIsRefusedUpFront() throws {
+        let src = FileSystem.join(Self.fixturesRoot, "hunyuan-a13b-tiny")
+        guard FileSystem.isDirectory(src) else { throw XCTSkip("fixture hunyuan-a13b-tiny not found at \(src)") }
+        // One layer, 8 KV heads of 1,024 values: 64 KB of keys and values per position in f32.
+        var text = String(decoding: try FileSystem.readAll(FileSystem.join(src, "config.json")), as: UTF8.self)
+        let json = try JSONValue.parse(text, context: "cfg")
+        guard case .object(var pairs) = json else { return XCTFail("config is not an object") }
+        func set(_ k: String, _ v: Int) {
+            pairs.removeAll { $0.0 == k }
+            pairs.append((k, .int(Int64(v))))
+        }
+        set("num_hidden_layers", 1); set("num_attention_heads", 8); set("num_key_value_heads", 8); set("head_dim", 1024)
+        set("max_position_embeddings", 1 << 24)
+        text = JSONValue.object(pairs).serialized()
+        let c = try HunyuanConfig.decode(try JSONValue.parse(text, context: "cfg"), context: "cfg")
+        let dir = try tempDir("kv-too-big")
+        try RandomCheckpoint.write(config: c, configBytes: Array(text.utf8), to: dir, seed: 1, dtype: .f32)
+        let model = try HunyuanModel(path: dir)
+        // f32 keys + values of 1.3× the machine's memory: each half alone is below it, so malloc (which
+        // overcommits) would accept both and the process would be killed mid-prompt.
+        let n = Int(1.3 * Double(CPUFeatures.physicalMemoryBytes)) / 65_536
+        do {
+            _ = try InferenceSession(model: model, contextLength: n, threads: 1, kvType: .f32)
+            XCTFail("an f32 cache of \(n) positions was accepted")
+        } catch let e as HYError {
+            XCTAssertEqual(e.kind, .outOfMemory, e.message)
+            XCTAssertTrue(e.message.contains("KV cache") && e.message.contains("bytes"), e.message)
+        }
+        let s = try InferenceSession(model: model, contextLength: 64, threads: 1)
+        try s.eval([1, 2, 3])
+        XCTAssertEqual(s.count, 3)
+    }
+
     func testConfigSpellings() throws {
         // A13B-style config: per-layer lists, keys omitted, rope_theta inside rope_scaling.
         let text = """

@@ -60,6 +60,7 @@ def test_random_model_and_bench(cli, shared, tmp_path):
             "--kv-type", "f16", "--json")
     (row,) = json.loads(r.stdout)
     assert row["n_depth"] == 40 and row["kv_type"] == "f16" and row["prefill_tps"] > 0 and row["decode_tps"] > 0
+    assert row["kv_bytes"] == row["kv_bytes_per_token"] * (40 + 8 + 4 + 1)  # the cache sized for depth + p + n
     assert "at depth 40" in r.stderr
     bad = run(cli, "bench", tmp_path / "m", "-d=-1", check=False)
     assert bad.returncode != 0 and "-d" in bad.stderr

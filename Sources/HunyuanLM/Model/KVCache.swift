@@ -42,6 +42,12 @@ public final class KVCache {
         }
         let per = try checkedMul(capacity, type.rowBytes(rowFloats), "KV cache size")
         let bytes = try checkedMul(per, groups, "KV cache size")
+        // Refused before any work when keys + values cannot fit in this machine's memory (malloc would
+        // overcommit and the process would be killed later, mid-prompt).
+        let total = try checkedMul(bytes, 2, "KV cache size"), phys = CPUFeatures.physicalMemoryBytes
+        guard total <= phys else {
+            throw HYError.outOfMemory("a KV cache of \(capacity) positions needs \(total) bytes (\(total / max(capacity, 1)) per token, \(type.rawValue)); this machine has \(phys) bytes of memory: use a shorter context or a smaller cache type (f16, q8_0)")
+        }
         // malloc, not allocate(capacity:): a cache that does not fit is an error for the caller, not a trap.
         guard let k = malloc(max(bytes, 4)) else {
             throw HYError.outOfMemory("KV cache of \(capacity) positions needs 2 × \(bytes) bytes; use a smaller context")

@@ -45,7 +45,7 @@ public final class HunyuanModel: @unchecked Sendable {
 
     /// max_position_embeddings, capped so the KV cache takes at most a quarter of physical memory.
     public var defaultContextLength: Int {
-        let phys = Int(sysconf(Int32(_SC_PHYS_PAGES))) &* Int(sysconf(Int32(_SC_PAGESIZE)))
+        let phys = CPUFeatures.physicalMemoryBytes
         let per = max(1, KVCache.bytesPerToken(config))
         let cap = max(256, phys / 4 / per)
         return max(1, min(config.maxPositionEmbeddings, cap))
@@ -128,10 +128,6 @@ public final class InferenceSession {
         tokens.reserveCapacity(n)
     }
 
-    static var physicalMemoryBytes: Int {
-        Int(sysconf(Int32(_SC_PHYS_PAGES))) &* Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
     public var contextLength: Int { cache.capacity }
     public var count: Int { cache.count }
     public var vocabSize: Int { model.config.vocabSize }
@@ -176,7 +172,7 @@ public final class InferenceSession {
         }
         if wantAll {
             let n = try checkedMul(ids.count, c.vocabSize, "logits")
-            guard n <= Self.physicalMemoryBytes / 8 else {
+            guard n <= CPUFeatures.physicalMemoryBytes / 8 else {
                 throw HYError.outOfMemory("logits of all \(ids.count) positions (\(n) floats) would not fit in memory; evaluate fewer tokens at a time")
             }
             allLogits = [Float](repeating: 0, count: n)
