@@ -121,8 +121,9 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
         let seen = mask.visible(i0 + m - 1, sh.nk)
         let blocksSeen = (seen + bk - 1) / bk
         let b0 = blocksSeen * sp / splits, b1 = blocksSeen * (sp + 1) / splits
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: mr * hd * 2 + mr * bk + 2 * bk * hd + 2 * mr)
-        defer { scratch.deallocate() }
+        // The thread's own scratch (allocated once, grown when needed): nothing is allocated per token.
+        let scratch = ThreadScratch.bytes(4 * (mr * hd * 2 + mr * bk + 2 * bk * hd + 2 * mr))
+            .bindMemory(to: Float.self, capacity: mr * hd * 2 + mr * bk + 2 * bk * hd + 2 * mr)
         let qg = scratch, acc = qg + mr * hd, s = acc + mr * hd, kt = s + mr * bk, vt = kt + bk * hd
         let rowMax = vt + bk * hd, rowSum = rowMax + mr
         // Q rows of the group: row r·group + e is query i0 + r, head g·group + e.

@@ -49,30 +49,29 @@ public func ropeNeoX(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, he
 }
 
 /// 2-D rotary tables for a gridH × gridW patch grid, tokens row-major: cos and sin [gridH·gridW, d]
-/// (diffusers `get_2d_rotary_pos_embed(d, ((0, 0), (stopH, stopW)), (gridH, gridW), use_real=True)`):
-/// grid coordinates linspace(0, stop, n, endpoint=False); the first d/2 dims rotate with the column
-/// coordinate, the last d/2 with the row coordinate (diffusers' meshgrid(w, h) order); each half
-/// `get_1d_rotary_pos_embed(d/2, pos, theta)` with frequencies repeated per interleaved pair.
-public func rope2DTables(gridH: Int, gridW: Int, headDim d: Int, stopH: Double? = nil, stopW: Double? = nil,
-                         theta: Double = 10000) -> (cos: [Float], sin: [Float]) {
+/// (diffusers `get_2d_rotary_pos_embed(d, (start, stop), (gridH, gridW), use_real=True)`): row
+/// positions linspace(start.y, stop.y, gridH, endpoint=False) and column positions
+/// linspace(start.x, stop.x, gridW, endpoint=False) as float32; the first d/2 dims rotate with the
+/// column position, the last d/2 with the row position (diffusers' meshgrid(w, h) order); each half
+/// `get_1d_rotary_pos_embed(d/2, pos, theta)`, frequencies theta^(−2j/(d/2)) repeated per interleaved
+/// pair. The default region is the grid itself (positions 0, 1, …).
+public func rope2DTables(gridH: Int, gridW: Int, headDim d: Int, start: (y: Double, x: Double) = (0, 0),
+                         stop: (y: Double, x: Double)? = nil, theta: Double = 10000) -> (cos: [Float], sin: [Float]) {
     let half = d / 2, quarter = half / 2
-    let freqs: [Float] = (0..<quarter).map { i in
-        Float(1 / pow(theta, Double(Float(2 * i)) / Double(half)))
-    }
-    let sh = Float(stopH ?? Double(gridH)) / Float(max(gridH, 1))
-    let sw = Float(stopW ?? Double(gridW)) / Float(max(gridW, 1))
+    let freqs: [Float] = (0..<quarter).map { i in Float(1 / pow(theta, Double(2 * i) / Double(half))) }
+    let end = stop ?? (Double(gridH), Double(gridW))
+    let ys = (0..<gridH).map { Float(start.y + Double($0) * (end.y - start.y) / Double(gridH)) }
+    let xs = (0..<gridW).map { Float(start.x + Double($0) * (end.x - start.x) / Double(gridW)) }
     var cosT = [Float](repeating: 0, count: gridH * gridW * d), sinT = cosT
     for i in 0..<gridH {
         for j in 0..<gridW {
             let o = (i * gridW + j) * d
-            let pw = Float(j) * sw, ph = Float(i) * sh
             for k in 0..<quarter {
-                let aw = pw * freqs[k], ah = ph * freqs[k]
-                let cw = cos(aw), sw_ = sin(aw), ch = cos(ah), sh_ = sin(ah)
-                cosT[o + 2 * k] = cw; cosT[o + 2 * k + 1] = cw
-                sinT[o + 2 * k] = sw_; sinT[o + 2 * k + 1] = sw_
-                cosT[o + half + 2 * k] = ch; cosT[o + half + 2 * k + 1] = ch
-                sinT[o + half + 2 * k] = sh_; sinT[o + half + 2 * k + 1] = sh_
+                let ax = xs[j] * freqs[k], ay = ys[i] * freqs[k]
+                for (off, a) in [(2 * k, ax), (half + 2 * k, ay)] {
+                    cosT[o + off] = cos(a); cosT[o + off + 1] = cos(a)
+                    sinT[o + off] = sin(a); sinT[o + off + 1] = sin(a)
+                }
             }
         }
     }

@@ -69,7 +69,6 @@ struct GenerateCommand: ParsableCommand {
         try runReporting {
             guard (tokens == nil) != (prompt == nil) else { throw HYError.invalidArgument("give exactly one of --tokens and --prompt") }
             guard stop.isEmpty || prompt != nil else { throw HYError.invalidArgument("--stop needs --prompt") }
-            let kv = kvType
             var text: TextGenerator? = nil
             let ids: [Int32]
             if let prompt {
@@ -81,7 +80,7 @@ struct GenerateCommand: ParsableCommand {
             }
             let m = try HunyuanModel(path: model)
             let ctx = contextLength > 0 ? contextLength : min(m.defaultContextLength, ids.count + maxTokens)
-            let s = try InferenceSession(model: m, contextLength: max(ctx, 1), threads: threads, kvType: kv)
+            let s = try InferenceSession(model: m, contextLength: max(ctx, 1), threads: threads, kvType: kvType)
             var o = GenerateOptions()
             o.maxTokens = maxTokens
             var p = SamplerParams(m.generation)

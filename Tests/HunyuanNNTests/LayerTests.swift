@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 @testable import HunyuanNN
 #if canImport(Glibc)
 import Glibc
@@ -123,6 +124,31 @@ final class LayerTests: XCTestCase {
                 }
                 XCTAssertEqual(out[n * dim + dim - 1], 0)
             }
+        }
+    }
+
+    /// The 2-D rotary tables against the official HunyuanDiT call path's `rope_cos` / `rope_sin`
+    /// (fixtures/t2i/hunyuandit-tiny: a 7×5 grid, head_dim 16, crop region ((0, 4), (32, 27)) as its
+    /// README derives it), and the interleaved apply against its formula.
+    func testRope2DTablesMatchHunyuanDiTFixture() throws {
+        let shared = ProcessInfo.processInfo.environment["HUNYUAN_SHARED"] ?? "../shared"
+        let path = shared + "/fixtures/t2i/hunyuandit-tiny/reference.safetensors"
+        guard FileSystem.exists(path) else { throw XCTSkip("\(path) absent (set HUNYUAN_SHARED)") }
+        let ref = try SafetensorsFile(path: path)
+        guard let rc = ref.tensor("rope_cos"), let rs = ref.tensor("rope_sin") else { return XCTFail("no rope tables") }
+        let (c, s) = rope2DTables(gridH: 7, gridW: 5, headDim: 16, start: (0, 4), stop: (32, 27))
+        XCTAssertEqual(rc.shape, [35, 16])
+        XCTAssertLessThan(maxErr(c, rc.floats().map(Double.init)), 2e-6)
+        XCTAssertLessThan(maxErr(s, rs.floats().map(Double.init)), 2e-6)
+        var x: [Float] = (0..<16).map { _ in rnd() }
+        let x0 = x
+        let o = 9 * 16
+        c.withUnsafeBufferPointer { cp in s.withUnsafeBufferPointer { sp in
+            ropeInterleaved(&x, headDim: 16, cos: cp.baseAddress! + o, sin: sp.baseAddress! + o)
+        } }
+        for i in stride(from: 0, to: 16, by: 2) {
+            XCTAssertEqual(x[i], x0[i] * c[o + i] - x0[i + 1] * s[o + i], accuracy: 1e-6)
+            XCTAssertEqual(x[i + 1], x0[i + 1] * c[o + i + 1] + x0[i] * s[o + i + 1], accuracy: 1e-6)
         }
     }
 

@@ -54,8 +54,9 @@ struct QuantizedActivation {
     }
 }
 
-/// One growable scratch buffer per thread (pthread key), so kernels allocate nothing per token.
-enum ThreadScratch {
+/// One growable scratch buffer per thread (pthread key), so kernels allocate nothing per token. A
+/// kernel may hold `bytes(n)` only until it calls another kernel that uses it on the same thread.
+public enum ThreadScratch {
     final class Buffer { var p: UnsafeMutableRawPointer? = nil; var size = 0 }
     static let key: pthread_key_t = {
         var k = pthread_key_t()
@@ -67,7 +68,7 @@ enum ThreadScratch {
         return k
     }()
 
-    static func bytes(_ n: Int) -> UnsafeMutableRawPointer {
+    public static func bytes(_ n: Int) -> UnsafeMutableRawPointer {
         let b: Buffer
         if let ptr = pthread_getspecific(key) {
             b = Unmanaged<Buffer>.fromOpaque(ptr).takeUnretainedValue()

@@ -144,38 +144,74 @@ static bool abort_cb(void *user) {
     return stop;
 }
 
-/* logits(ids, should_abort=None) -> bytes of float32 [n, n_vocab], n_vocab */
-static PyObject *Session_logits(SessionObject *self, PyObject *args) {
-    PyObject *seq, *should_abort = Py_None;
-    if (!PyArg_ParseTuple(args, "O|O", &seq, &should_abort)) return NULL;
+/* The sampler tuple (greedy, temperature, top_k, top_p, min_p, repeat_penalty, seed) into sp; None
+ * gives the library's defaults (unused: the call passes NULL then). -1 with an exception on a bad tuple. */
+static int sampler_arg(PyObject *sampler, hy_sampler_params *sp) {
+    *sp = hy_sampler_default_params();
+    if (sampler == Py_None) return 0;
+    int greedy = 0;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTuple(sampler, "pfifffK", &greedy, &sp->temperature, &sp->top_k, &sp->top_p, &sp->min_p,
+                          &sp->repeat_penalty, &seed))
+        return -1;
+    sp->greedy = greedy != 0;
+    sp->seed = seed;
+    return 0;
+}
+
+/* Raises what a callback raised (the call was stopped for it); NULL for the caller to return. */
+static PyObject *restore_failure(CallbackState *cs) {
+    PyErr_Restore(cs->exc_type, cs->exc_value, cs->exc_tb);
+    return NULL;
+}
+
+/* Appends the ids of `seq` to the session (hy_session_eval, abortable through should_abort and
+ * Ctrl-C), keeping the logits of every position when all_logits. 0, or -1 with an exception. */
+static int eval_ids(SessionObject *self, PyObject *seq, PyObject *should_abort, bool all_logits) {
     size_t n = 0;
     int32_t *ids = ids_from_sequence(seq, &n);
-    if (ids == NULL) return NULL;
+    if (ids == NULL) return -1;
     hy_session *s = session_acquire(self);
     if (s == NULL) {
         PyMem_Free(ids);
-        return NULL;
+        return -1;
     }
     CallbackState cs = {NULL, should_abort == Py_None ? NULL : should_abort, 0, NULL, NULL, NULL, is_main_thread()};
     hy_eval_params ep = hy_eval_default_params();
-    ep.all_logits = true;
+    ep.all_logits = all_logits;
     ep.abort = abort_cb;
     ep.abort_user = &cs;
     hy_status st;
-    const float *logits = NULL;
-    size_t rows = 0, vocab = 0;
     Py_BEGIN_ALLOW_THREADS
     st = hy_session_eval(s, ids, n, &ep);
-    if (st == HY_OK) st = hy_session_logits(s, &logits, &rows, &vocab);
     Py_END_ALLOW_THREADS
     PyMem_Free(ids);
     self->busy = 0;
     if (cs.failed) {
-        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
-        return NULL;
+        restore_failure(&cs);
+        return -1;
     }
+    if (st != HY_OK) {
+        raise_status(st);
+        return -1;
+    }
+    return 0;
+}
+
+/* logits(ids, should_abort=None) -> bytes of float32 [n, n_vocab], n_vocab */
+static PyObject *Session_logits(SessionObject *self, PyObject *args) {
+    PyObject *seq, *should_abort = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &seq, &should_abort)) return NULL;
+    if (eval_ids(self, seq, should_abort, true) < 0) return NULL;
+    hy_session *s = session_acquire(self);  /* the logits stay valid until the next call on the session */
+    if (s == NULL) return NULL;
+    const float *logits = NULL;
+    size_t rows = 0, vocab = 0;
+    hy_status st = hy_session_logits(s, &logits, &rows, &vocab);
+    PyObject *out = st == HY_OK ? PyBytes_FromStringAndSize((const char *)logits, (Py_ssize_t)(rows * vocab * sizeof(float)))
+                                : NULL;
+    self->busy = 0;
     if (st != HY_OK) return raise_status(st);
-    PyObject *out = PyBytes_FromStringAndSize((const char *)logits, (Py_ssize_t)(rows * vocab * sizeof(float)));
     if (out == NULL) return NULL;
     return Py_BuildValue("(Nn)", out, (Py_ssize_t)vocab);
 }
@@ -185,16 +221,8 @@ static PyObject *Session_generate(SessionObject *self, PyObject *args) {
     PyObject *seq, *sampler, *on_token, *should_abort;
     unsigned int max_tokens;
     if (!PyArg_ParseTuple(args, "OIOOO", &seq, &max_tokens, &sampler, &on_token, &should_abort)) return NULL;
-    hy_sampler_params sp = hy_sampler_default_params();
-    int greedy = 0;
-    unsigned long long seed = 0;
-    if (sampler != Py_None) {
-        if (!PyArg_ParseTuple(sampler, "pfifffK", &greedy, &sp.temperature, &sp.top_k, &sp.top_p, &sp.min_p,
-                              &sp.repeat_penalty, &seed))
-            return NULL;
-    }
-    sp.greedy = greedy != 0;
-    sp.seed = seed;
+    hy_sampler_params sp;
+    if (sampler_arg(sampler, &sp) < 0) return NULL;
     size_t n = 0;
     int32_t *ids = ids_from_sequence(seq, &n);
     if (ids == NULL) return NULL;
@@ -227,8 +255,7 @@ static PyObject *Session_generate(SessionObject *self, PyObject *args) {
     self->busy = 0;
     if (cs.failed) {
         PyMem_Free(out);
-        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
-        return NULL;
+        return restore_failure(&cs);
     }
     if (st != HY_OK) {
         PyMem_Free(out);
@@ -244,29 +271,7 @@ static PyObject *Session_generate(SessionObject *self, PyObject *args) {
 static PyObject *Session_eval(SessionObject *self, PyObject *args) {
     PyObject *seq, *should_abort = Py_None;
     if (!PyArg_ParseTuple(args, "O|O", &seq, &should_abort)) return NULL;
-    size_t n = 0;
-    int32_t *ids = ids_from_sequence(seq, &n);
-    if (ids == NULL) return NULL;
-    hy_session *s = session_acquire(self);
-    if (s == NULL) {
-        PyMem_Free(ids);
-        return NULL;
-    }
-    CallbackState cs = {NULL, should_abort == Py_None ? NULL : should_abort, 0, NULL, NULL, NULL, is_main_thread()};
-    hy_eval_params ep = hy_eval_default_params();
-    ep.abort = abort_cb;
-    ep.abort_user = &cs;
-    hy_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = hy_session_eval(s, ids, n, &ep);
-    Py_END_ALLOW_THREADS
-    PyMem_Free(ids);
-    self->busy = 0;
-    if (cs.failed) {
-        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
-        return NULL;
-    }
-    if (st != HY_OK) return raise_status(st);
+    if (eval_ids(self, seq, should_abort, false) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -324,16 +329,8 @@ static PyObject *Session_generate_text(SessionObject *self, PyObject *args) {
         return NULL;
     hy_tokenizer *tok = tokenizer_get((TokenizerObject *)tokenizer);
     if (tok == NULL) return NULL;
-    hy_sampler_params sp = hy_sampler_default_params();
-    int greedy = 0;
-    unsigned long long seed = 0;
-    if (sampler != Py_None) {
-        if (!PyArg_ParseTuple(sampler, "pfifffK", &greedy, &sp.temperature, &sp.top_k, &sp.top_p, &sp.min_p,
-                              &sp.repeat_penalty, &seed))
-            return NULL;
-    }
-    sp.greedy = greedy != 0;
-    sp.seed = seed;
+    hy_sampler_params sp;
+    if (sampler_arg(sampler, &sp) < 0) return NULL;
     /* the stop strings as UTF-8 bytes objects (kept alive by `stops` until the call returns) */
     PyObject *stops = PySequence_Tuple(stop);
     if (stops == NULL) return NULL;
@@ -388,7 +385,7 @@ static PyObject *Session_generate_text(SessionObject *self, PyObject *args) {
     Py_DECREF(encoded);
     PyObject *result = NULL;
     if (cs.failed) {
-        PyErr_Restore(cs.exc_type, cs.exc_value, cs.exc_tb);
+        restore_failure(&cs);
     } else if (ts.out_of_memory) {
         PyErr_NoMemory();
     } else if (st != HY_OK) {
