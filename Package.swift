@@ -42,13 +42,18 @@ let package = Package(
         // The direction is Geometry -> Image, never back; 3D builds on both and on HunyuanNN.
         .target(name: "HunyuanImage", dependencies: ["HunyuanCore", "CZlib", "CJPEG"], swiftSettings: engineSwift),
         .target(name: "HunyuanGeometry", dependencies: ["HunyuanCore", "HunyuanImage"], swiftSettings: engineSwift),
-        .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "HunyuanGeometry", "HunyuanImage"],
+        // Diffusion components as diffusers / transformers define and ship them (UNet, AutoencoderKL,
+        // CLIP text and vision towers and tokenizer, schedulers, image processors), loaded from their
+        // released folders; the pipelines that chain them live with their products (Hunyuan3D).
+        .target(name: "HunyuanDiffusion", dependencies: ["HunyuanNN", "HunyuanImage"], swiftSettings: engineSwift),
+        .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "HunyuanDiffusion", "HunyuanGeometry", "HunyuanImage"],
                 swiftSettings: engineSwift),
-        .target(name: "HunyuanCAPI", dependencies: ["CHunyuanABI", "HunyuanCore", "HunyuanLM", "HunyuanGeometry",
+        .target(name: "HunyuanCAPI", dependencies: ["CHunyuanABI", "HunyuanCore", "HunyuanLM", "HunyuanGeometry", "HunyuanDiffusion",
                                                     "HunyuanImage", "Hunyuan3D"],
                 swiftSettings: engineSwift),
         .executableTarget(name: "hunyuan-cli", dependencies: [
-            "HunyuanCore", "HunyuanNN", "HunyuanLM", "HunyuanTrain", "HunyuanConvert", "HunyuanGeometry", "HunyuanImage", "Hunyuan3D",
+            "HunyuanCore", "HunyuanNN", "HunyuanLM", "HunyuanTrain", "HunyuanConvert", "HunyuanGeometry", "HunyuanImage",
+            "HunyuanDiffusion", "Hunyuan3D",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: engineSwift),
         .testTarget(name: "HunyuanCoreTests", dependencies: ["HunyuanCore", "CKernels"]),
@@ -56,6 +61,7 @@ let package = Package(
         .testTarget(name: "HunyuanLMTests", dependencies: ["HunyuanLM", "HunyuanConvert"]),
         .testTarget(name: "HunyuanTrainTests", dependencies: ["HunyuanTrain"]),
         .testTarget(name: "HunyuanGeometryTests", dependencies: ["HunyuanGeometry", "HunyuanImage"]),
+        .testTarget(name: "HunyuanDiffusionTests", dependencies: ["HunyuanDiffusion"]),
         .testTarget(name: "Hunyuan3DTests", dependencies: ["Hunyuan3D", "HunyuanGeometry", "HunyuanImage"]),
     ],
     swiftLanguageModes: [.v5]

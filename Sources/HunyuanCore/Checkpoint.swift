@@ -9,7 +9,7 @@ public final class Checkpoint: @unchecked Sendable {
     public let tensors: [Tensor]
     private let byName: [String: Int]
 
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
         var files: [SafetensorsFile] = []
         if FileSystem.isDirectory(path) {
             let indexPath = FileSystem.join(path, "model.safetensors.index.json")
@@ -30,6 +30,39 @@ public final class Checkpoint: @unchecked Sendable {
             guard FileSystem.exists(path) else { throw HYError.io("\(path): no such file or directory") }
             files = [try SafetensorsFile(path: path)]
         }
+        try self.init(path: path, files: files)
+    }
+
+    /// A diffusers / transformers component folder (`unet/`, `vae/`, `text_encoder/` …) as
+    /// `from_pretrained` reads it: `diffusion_pytorch_model` or `model`, as `<stem>.safetensors` or
+    /// sharded through `<stem>.safetensors.index.json`; with `variant` ("fp16") the
+    /// `<stem>.<variant>.safetensors` / `<stem>.safetensors.index.<variant>.json` files. Without a
+    /// variant the plain files are preferred, and a folder holding only the fp16 variant still
+    /// opens. The error names the folder and the file names looked for.
+    public convenience init(component dir: String, variant: String? = nil) throws {
+        guard FileSystem.isDirectory(dir) else { throw HYError.io("\(dir): no such folder") }
+        let variants: [String?] = variant.map { [$0] } ?? [nil, "fp16"]
+        var looked: [String] = []
+        for v in variants {
+            for stem in ["diffusion_pytorch_model", "model"] {
+                let file = v.map { "\(stem).\($0).safetensors" } ?? "\(stem).safetensors"
+                let index = v.map { "\(stem).safetensors.index.\($0).json" } ?? "\(stem).safetensors.index.json"
+                looked += [file, index]
+                let ip = FileSystem.join(dir, index), fp = FileSystem.join(dir, file)
+                if FileSystem.exists(ip) {
+                    try self.init(path: dir, files: try Self.openSharded(dir: dir, indexPath: ip))
+                    return
+                }
+                if FileSystem.exists(fp) {
+                    try self.init(path: fp, files: [try SafetensorsFile(path: fp)])
+                    return
+                }
+            }
+        }
+        throw HYError.io("\(dir): no weights (looked for \(looked.joined(separator: ", ")))")
+    }
+
+    private init(path: String, files: [SafetensorsFile]) throws {
         self.path = path
         self.files = files
         var all: [Tensor] = []
