@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HunyuanNN
+
+/// diffusers' `EulerAncestralDiscreteScheduler` as its `scheduler_config.json` sets it up: betas
+/// (`linear`, `scaled_linear`, `squaredcos_cap_v2` or `trained_betas`) → ᾱ (fp32 cumulative
+/// product) → σ = sqrt((1 − ᾱ)/ᾱ); `timesteps(steps)` spaced `linspace` / `leading` / `trailing`,
+/// σ linearly interpolated at each timestep and 0 appended; `epsilon` or `v_prediction`. The
+/// ancestral noise is the caller's (so a run can replay recorded draws). Immutable.
+public struct EulerAncestralScheduler: Sendable {
+    public struct Config: Sendable, Decodable {
+        public var num_train_timesteps: Int?
+        public var beta_start: Double?
+        public var beta_end: Double?
+        public var beta_schedule: String?
+        public var trained_betas: [Double]?
+        public var prediction_type: String?
+        public var timestep_spacing: String?
+        public var steps_offset: Int?
+        public var rescale_betas_zero_snr: Bool?
+    }
+
+    public enum Prediction: String, Sendable { case epsilon, vPrediction = "v_prediction" }
+    public enum Spacing: String, Sendable { case linspace, leading, trailing }
+
+    public let trainSteps: Int
+    public let prediction: Prediction
+    public let spacing: Spacing
+    public let stepsOffset: Int
+    /// σ of every training timestep (index t), fp32.
+    public let trainSigmas: [Float]
+
+    /// One inference schedule: `timesteps[i]` and `sigmas[i]` (count + 1 entries, the last 0).
+    public struct Schedule: Sendable {
+        public let timesteps: [Float]
+        public let sigmas: [Float]
+        /// The σ the initial noise is multiplied by: σ_max for linspace / trailing spacing, else
+        /// sqrt(σ_max² + 1).
+        public let initNoiseSigma: Float
+    }
+
+    /// Reads `scheduler_config.json` of `dir`.
+    public init(folder dir: String) throws {
+        let c = try Component.config(Config.self, dir, file: "scheduler_config.json")
+        try self.init(config: c, context: FileSystem.join(dir, "scheduler_config.json"))
+    }
+
+    public init(config c: Config, context: String = "scheduler") throws {
+        let n = c.num_train_timesteps ?? 1000
+        guard n >= 2, n <= 100_000 else { throw HYError.format("\(context): num_train_timesteps \(n) out of range") }
+        guard let p = Prediction(rawValue: c.prediction_type ?? "epsilon") else {
+            throw HYError.unsupported("\(context): prediction_type \(c.prediction_type!) (epsilon or v_prediction)")
+        }
+        guard let s = Spacing(rawValue: c.timestep_spacing ?? "linspace") else {
+            throw HYError.unsupported("\(context): timestep_spacing \(c.timestep_spacing!) (linspace, leading or trailing)")
+        }
+        guard !(c.rescale_betas_zero_snr ?? false) else { throw HYError.unsupported("\(context): rescale_betas_zero_snr") }
+        var betas: [Float]
+        if let tb = c.trained_betas {
+            guard tb.count == n else { throw HYError.format("\(context): \(tb.count) trained_betas for \(n) timesteps") }
+            betas = tb.map { Float($0) }
+        } else {
+            let b0 = c.beta_start ?? 0.0001, b1 = c.beta_end ?? 0.02
+            switch c.beta_schedule ?? "linear" {
+            case "linear":
+                betas = Self.linspace(Float(b0), Float(b1), n)
+            case "scaled_linear":
+                betas = Self.linspace(Float(b0.squareRoot()), Float(b1.squareRoot()), n).map { $0 * $0 }
+            case "squaredcos_cap_v2":
+                func abar(_ t: Double) -> Double { let v = cos((t + 0.008) / 1.008 * Double.pi / 2); return v * v }
+                betas = (0..<n).map { i in Float(min(1 - abar(Double(i + 1) / Double(n)) / abar(Double(i) / Double(n)), 0.999)) }
+            default:
+                throw HYError.unsupported("\(context): beta_schedule \(c.beta_schedule!)")
+            }
+        }
+        guard betas.allSatisfy({ $0 > 0 && $0 < 1 }) else { throw HYError.format("\(context): betas must lie in (0, 1)") }
+        var acc: Float = 1
+        trainSigmas = betas.map { b in
+            acc *= 1 - b
+            return ((1 - acc) / acc).squareRoot()
+        }
+        trainSteps = n; prediction = p; spacing = s; stepsOffset = c.steps_offset ?? 0
+    }
+
+    /// torch.linspace in fp32: start + i·step for the first half, end − (n − 1 − i)·step after.
+    static func linspace(_ a: Float, _ b: Float, _ n: Int) -> [Float] {
+        let step = (b - a) / Float(n - 1)
+        return (0..<n).map { i in i < n / 2 ? a + step * Float(i) : b - step * Float(n - 1 - i) }
+    }
+
+    /// The schedule of `steps` inference steps (1 ≤ steps ≤ the training timesteps).
+    public func schedule(steps: Int) throws -> Schedule {
+        guard steps >= 1, steps <= trainSteps else {
+            throw HYError.invalidArgument("steps must be in 1...\(trainSteps), got \(steps)")
+        }
+        var t: [Float]
+        switch spacing {
+        case .linspace:
+            // numpy linspace(0, n − 1, steps, float32), reversed
+            let end = Double(trainSteps - 1)
+            t = (0..<steps).map { i in
+                steps == 1 ? 0 : Float(i == steps - 1 ? end : Double(i) * (end / Double(steps - 1)))
+            }.reversed()
+        case .leading:
+            let ratio = trainSteps / steps
+            t = (0..<steps).map { Float(($0 * ratio)) + Float(stepsOffset) }.reversed()
+        case .trailing:
+            let ratio = Double(trainSteps) / Double(steps)
+            // np.arange(n, 0, −ratio).round() − 1
+            t = (0..<steps).map { i in Float((Double(trainSteps) - Double(i) * ratio).rounded(.toNearestOrEven)) - 1 }
+        }
+        // np.interp over the fp32 training sigmas, in float64, then fp32
+        let sig = t.map { tv -> Float in
+            let x = Double(tv)
+            if x <= 0 { return trainSigmas[0] }
+            if x >= Double(trainSteps - 1) { return trainSigmas[trainSteps - 1] }
+            let i = Int(x), f = x - Double(i)
+            let a = Double(trainSigmas[i]), b = Double(trainSigmas[i + 1])
+            return Float(a + (b - a) * f)
+        } + [0]
+        let smax = sig.max() ?? 0
+        let initSigma = spacing == .leading ? (smax * smax + 1).squareRoot() : smax
+        return Schedule(timesteps: t, sigmas: sig, initNoiseSigma: initSigma)
+    }
+
+    /// x / sqrt(σ² + 1) for the model input at σ (in place, n values).
+    public static func scaleInput(_ x: UnsafeMutablePointer<Float>, _ n: Int, sigma: Float) {
+        let d = (sigma * sigma + 1).squareRoot()
+        for i in 0..<n { x[i] = x[i] / d }
+    }
+
+    /// One ancestral Euler step from σ = sigmas[i] to σ' = sigmas[i + 1]: x0 from the model output
+    /// (ε: x − σ·out; v: out·(−σ/sqrt(σ²+1)) + x/(σ²+1)), σ_up = sqrt(σ'²(σ² − σ'²)/σ²),
+    /// σ_down = sqrt(σ'² − σ_up²), x ← x + (x − x0)/σ·(σ_down − σ) + noise·σ_up. `x`, `modelOut`,
+    /// `noise`: n values each.
+    public func step(_ x: UnsafeMutablePointer<Float>, modelOut: UnsafePointer<Float>, noise: UnsafePointer<Float>, _ n: Int,
+                     schedule s: Schedule, index i: Int) {
+        let sigma = s.sigmas[i], to = s.sigmas[i + 1]
+        let up = (to * to * (sigma * sigma - to * to) / (sigma * sigma)).squareRoot()
+        let down = (to * to - up * up).squareRoot()
+        let dt = down - sigma
+        let vScale = -sigma / (sigma * sigma + 1).squareRoot(), xScale = sigma * sigma + 1
+        for j in 0..<n {
+            let xj = x[j]
+            let x0: Float
+            switch prediction {
+            case .epsilon: x0 = xj - sigma * modelOut[j]
+            case .vPrediction: x0 = modelOut[j] * vScale + xj / xScale
+            }
+            let derivative = (xj - x0) / sigma
+            x[j] = (xj + derivative * dt) + noise[j] * up
+        }
+    }
+}
