@@ -73,3 +73,23 @@ final class SchedulerTests: XCTestCase {
         }
     }
 }
+
+/// The CLIP tokenizer on the fixture's tokenizer folder (the pipeline's empty prompt and the tiny
+/// vocabulary's words).
+final class CLIPTokenizerTests: XCTestCase {
+    func testEmptyPromptAndWords() throws {
+        let d = try MVDFixture.dir()
+        let tok = try CLIPTokenizer(folder: d + "/tokenizer")
+        let ref = try MVDFixture.inputs().require("input_ids")
+        let ids = ref.data.bindMemory(to: Int64.self).map { Int32($0) }
+        XCTAssertEqual(tok.encode(""), ids)
+        XCTAssertEqual(tok.maxLength, 8)
+        // "a" and "b" are whole words of the vocabulary; "A  b\n" normalises to the same
+        XCTAssertEqual(tok.encode("a b"), [1, 3, 4, 2, 0, 0, 0, 0])
+        XCTAssertEqual(tok.encode("A \t B\n"), [1, 3, 4, 2, 0, 0, 0, 0])
+        // truncation keeps eos last
+        XCTAssertEqual(tok.encode("a a a a a a a a a"), [1, 3, 3, 3, 3, 3, 3, 2])
+        XCTAssertEqual(CLIPTokenizer.pieces("it's 12 cats!!"), ["it", "'s", "1", "2", "cats", "!!"])
+        XCTAssertThrowsError(try CLIPTokenizer(folder: d + "/unet"))
+    }
+}
