@@ -350,3 +350,17 @@ final class SVRMTests: XCTestCase {
         XCTAssertEqual(im.compositedOverWhite(), [10, 20, 30, 177, 127, 227])
     }
 }
+
+/// The multi-view diffusion's condition image against the official `white_out_background` +
+/// `to_rgb_image` run recorded in fixtures/mvd/mvd-lite-tiny.
+final class MVDPreprocessTests: XCTestCase {
+    func testWhiteOutAndPasteMatchTheOfficialPipeline() throws {
+        let d = SVRMTests.sharedDir + "/fixtures/mvd/mvd-lite-tiny"
+        guard FileSystem.isDirectory(d) else { throw XCTSkip("no mvd fixture at \(d)") }
+        let inp = try Checkpoint(path: d + "/inputs.safetensors")
+        let rgba = try inp.require("rgba_u8")
+        let im = try ByteImage(width: rgba.shape[1], height: rgba.shape[0], channels: 4, pixels: Array(rgba.data))
+        XCTAssertEqual(MVDPreprocess.whiteOut(im).pixels, Array(try inp.require("rgba_after_whiteout_u8").data))
+        XCTAssertEqual(MVDPreprocess.conditionRGB(im), Array(try inp.require("cond_rgb_u8").data))
+    }
+}
