@@ -755,6 +755,66 @@ HY_API hy_status hy_recon_views_to_mesh(hy_recon *recon, const hy_recon_image *v
                                         hy_progress_callback progress, void *progress_user,
                                         hy_abort_callback abort, void *abort_user, hy_mesh **out);
 
+/* ==== Multi-view diffusion ===================================================================== */
+
+/* Hunyuan3D-1.0's lite multi-view diffusion: one image → six views at azimuth 0, 60, ..., 300
+ * degrees (the order hy_recon_views_to_mesh takes them, before the condition image). path is the
+ * release's mvd_lite/ folder as diffusers saves it (model_index.json, unet/, vae/, text_encoder/,
+ * tokenizer/, vision_encoder/, feature_extractor_vae/, feature_extractor_clip/, scheduler/), weights
+ * f32/f16/bf16. Loading reads the small files and checks every component; each network is mapped
+ * when its stage runs and released after it. One thread at a time per handle. */
+typedef struct hy_mvd hy_mvd;
+
+typedef struct hy_mvd_params {
+    uint32_t struct_size;             /* sizeof(hy_mvd_params) */
+    int32_t n_threads;                /* worker threads; 0 = all processors */
+    const char *variant;              /* weights variant, e.g. "fp16"; NULL = the plain files (or the
+                                         fp16 ones when only they exist) */
+} hy_mvd_params;
+
+HY_API hy_mvd_params hy_mvd_default_params(void);
+
+/* Opens a folder. Errors: HY_ERR_INVALID_ARGUMENT (NULL, bad UTF-8, bad struct_size, n_threads < 0),
+ * HY_ERR_IO (missing folder or component: the message names it), HY_ERR_FORMAT (a broken config). */
+HY_API hy_status hy_mvd_load(const char *path, const hy_mvd_params *params, hy_mvd **out);
+
+HY_API void hy_mvd_free(hy_mvd *mvd);
+
+typedef struct hy_mvd_generate_params {
+    uint32_t struct_size;             /* sizeof(hy_mvd_generate_params) */
+    int32_t steps;                    /* denoising steps, 1..1000; 50 as the official caller */
+    uint64_t seed;                    /* seed of the library's own Gaussian generator (documented in
+                                         Sources/HunyuanDiffusion/Noise.swift; not torch's) */
+    int32_t width;                    /* grid size: 640 x 960 as the official pipeline (3 rows x 2 */
+    int32_t height;                   /* columns of views); multiples of the model's down-sampling */
+} hy_mvd_generate_params;
+
+HY_API hy_mvd_generate_params hy_mvd_generate_default_params(void);
+
+/* The result of hy_mvd_generate: the views and the grid they were cut from. */
+typedef struct hy_views hy_views;
+
+/* Generates the views of one image (RGB, or RGBA whose background is whited out as the official
+ * pipeline does; any size). progress (optional) is called on the calling thread at each stage and
+ * after every denoising step with the fraction done; abort (optional) is polled inside the networks.
+ * On success *out receives a result for hy_views_free. Errors: HY_ERR_INVALID_ARGUMENT (NULL,
+ * malformed image, steps or size out of range), HY_ERR_IO / HY_ERR_FORMAT (a component's weights are
+ * missing or broken: the message names the component; non-finite latents), HY_ERR_ABORTED. */
+HY_API hy_status hy_mvd_generate(hy_mvd *mvd, const hy_recon_image *image, const hy_mvd_generate_params *params,
+                                 hy_progress_callback progress, void *progress_user,
+                                 hy_abort_callback abort, void *abort_user, hy_views **out);
+
+/* Number of views (6). NULL gives 0. */
+HY_API size_t hy_views_count(const hy_views *views);
+
+/* View index (0..count-1) as RGB pixels borrowed from views (valid until hy_views_free). */
+HY_API hy_status hy_views_get(const hy_views *views, size_t index, hy_recon_image *out);
+
+/* The whole grid (width x height RGB) borrowed from views. */
+HY_API hy_status hy_views_grid(const hy_views *views, hy_recon_image *out);
+
+HY_API void hy_views_free(hy_views *views);
+
 #ifdef __cplusplus
 }
 #endif

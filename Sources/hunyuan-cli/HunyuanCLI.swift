@@ -20,6 +20,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     SVRMEvalCommand.self,
     SVRMRandomCommand.self,
     ReconstructCommand.self,
+    ViewsCommand.self, MVDEvalCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,

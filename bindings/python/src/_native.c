@@ -176,7 +176,8 @@ static int module_exec(PyObject *m) {
     }
     if (make_errors(m) < 0) return -1;
     if (Checkpoint_register(m) < 0 || Mesh_register(m) < 0 || MeshView_register(m) < 0 || Tokenizer_register(m) < 0 ||
-        Model_register(m) < 0 || Session_register(m) < 0 || Recon_register(m) < 0)
+        Model_register(m) < 0 || Session_register(m) < 0 || Recon_register(m) < 0 ||
+        MultiView_register(m) < 0)
         return -1;
     return 0;
 }
@@ -192,3 +193,47 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModuleDef_Init(&module_def); }
+
+/* ---- progress and cancel callbacks shared by the long calls --------------------------------- */
+bool progress_cb(float fraction, void *user) {
+    ProgressCallbacks *rc = (ProgressCallbacks *)user;
+    if (rc->cancelled) return false;
+    if (rc->progress == NULL && !rc->check_signals) return true;
+    PyGILState_STATE g = PyGILState_Ensure();
+    if (rc->check_signals && PyErr_CheckSignals() < 0) {
+        if (!rc->failed) {
+            rc->failed = 1;
+            PyErr_Fetch(&rc->exc_type, &rc->exc_value, &rc->exc_tb);
+        }
+        rc->cancelled = 1;
+    } else if (rc->progress) {
+        PyObject *f = PyFloat_FromDouble(fraction);
+        PyObject *r = f ? PyObject_CallFunctionObjArgs(rc->progress, f, NULL) : NULL;
+        Py_XDECREF(f);
+        if (r == NULL) {
+            if (!rc->failed) {
+                rc->failed = 1;
+                PyErr_Fetch(&rc->exc_type, &rc->exc_value, &rc->exc_tb);
+            }
+            rc->cancelled = 1;
+        } else {
+            if (r == Py_False) rc->cancelled = 1;
+            Py_DECREF(r);
+        }
+    }
+    PyGILState_Release(g);
+    return !rc->cancelled;
+}
+
+bool abort_cb(void *user) { return ((ProgressCallbacks *)user)->cancelled != 0; }
+
+ProgressCallbacks progress_callbacks(PyObject *progress) {
+    ProgressCallbacks rc = {progress == Py_None ? NULL : progress, 0, 0, NULL, NULL, NULL, is_main_thread()};
+    return rc;
+}
+
+int progress_callbacks_failed(ProgressCallbacks *rc) {
+    if (!rc->failed) return 0;
+    PyErr_Restore(rc->exc_type, rc->exc_value, rc->exc_tb);
+    return 1;
+}

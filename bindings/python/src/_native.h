@@ -50,6 +50,22 @@ int32_t *ids_from_sequence(PyObject *seq, size_t *n_out);
 /* True on the interpreter's main thread (where Ctrl-C is delivered). */
 int is_main_thread(void);
 
+/* Progress / cancel state of one long call (views_to_mesh, generate): progress_cb calls the Python
+ * callable with the fraction done (GIL re-acquired; False or an exception cancels) and polls
+ * Ctrl-C on the main thread; abort_cb (any thread, no Python) reports the cancel. */
+typedef struct {
+    PyObject *progress;     /* callable(fraction) -> bool or None */
+    volatile int cancelled; /* read by the abort callback on worker threads: no Python there */
+    int failed;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    int check_signals;
+} ProgressCallbacks;
+ProgressCallbacks progress_callbacks(PyObject *progress);
+bool progress_cb(float fraction, void *user);
+bool abort_cb(void *user);
+/* After the call: 1 with the callback's exception restored when it failed, else 0. */
+int progress_callbacks_failed(ProgressCallbacks *rc);
+
 /* ---- type boilerplate ----------------------------------------------------------------------- */
 
 /* Declares the heap type `Name` of one file: its type object Name##Type (set when the module is
@@ -113,6 +129,7 @@ NATIVE_TYPE_DECLARE(Tokenizer)  /* tokenizer.c */
 NATIVE_TYPE_DECLARE(Model)      /* model.c */
 NATIVE_TYPE_DECLARE(Session)    /* session.c */
 NATIVE_TYPE_DECLARE(Recon)      /* recon.c ("Reconstructor") */
+NATIVE_TYPE_DECLARE(MultiView)  /* mvd.c */
 
 /* Objects other files look into. */
 /* `users` counts calls that run with the GIL released (or call back into Python) while using the

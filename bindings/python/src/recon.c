@@ -64,46 +64,6 @@ static PyObject *Recon_info(ReconObject *self, PyObject *unused) {
                          "triplane_resolution", info.triplane_resolution, "box_min", info.box_min, "box_max", info.box_max);
 }
 
-typedef struct {
-    PyObject *progress;     /* callable(fraction) -> bool or None */
-    volatile int cancelled; /* read by the abort callback on worker threads: no Python there */
-    int failed;
-    PyObject *exc_type, *exc_value, *exc_tb;
-    int check_signals;
-} ReconCallbacks;
-
-static bool recon_progress_cb(float fraction, void *user) {
-    ReconCallbacks *rc = (ReconCallbacks *)user;
-    if (rc->cancelled) return false;
-    if (rc->progress == NULL && !rc->check_signals) return true;
-    PyGILState_STATE g = PyGILState_Ensure();
-    if (rc->check_signals && PyErr_CheckSignals() < 0) {
-        if (!rc->failed) {
-            rc->failed = 1;
-            PyErr_Fetch(&rc->exc_type, &rc->exc_value, &rc->exc_tb);
-        }
-        rc->cancelled = 1;
-    } else if (rc->progress) {
-        PyObject *f = PyFloat_FromDouble(fraction);
-        PyObject *r = f ? PyObject_CallFunctionObjArgs(rc->progress, f, NULL) : NULL;
-        Py_XDECREF(f);
-        if (r == NULL) {
-            if (!rc->failed) {
-                rc->failed = 1;
-                PyErr_Fetch(&rc->exc_type, &rc->exc_value, &rc->exc_tb);
-            }
-            rc->cancelled = 1;
-        } else {
-            if (r == Py_False) rc->cancelled = 1;
-            Py_DECREF(r);
-        }
-    }
-    PyGILState_Release(g);
-    return !rc->cancelled;
-}
-
-static bool recon_abort_cb(void *user) { return ((ReconCallbacks *)user)->cancelled != 0; }
-
 /* views_to_mesh([(pixels: bytes, width, height, channels)], resolution, faces, cluster, smooth,
  *               export_axes, progress) -> Mesh */
 static PyObject *Recon_views_to_mesh(ReconObject *self, PyObject *args) {
@@ -151,19 +111,18 @@ static PyObject *Recon_views_to_mesh(ReconObject *self, PyObject *args) {
     mp.cluster_size = cluster;
     mp.smooth_iterations = smooth;
     mp.export_axes = export_axes != 0;
-    ReconCallbacks rc = {progress == Py_None ? NULL : progress, 0, 0, NULL, NULL, NULL, is_main_thread()};
+    ProgressCallbacks rc = progress_callbacks(progress);
     hy_mesh *out = NULL;
     hy_status st;
     self->busy = 1;
     Py_BEGIN_ALLOW_THREADS
-    st = hy_recon_views_to_mesh(self->recon, imgs, (size_t)n, &mp, recon_progress_cb, &rc, recon_abort_cb, &rc, &out);
+    st = hy_recon_views_to_mesh(self->recon, imgs, (size_t)n, &mp, progress_cb, &rc, abort_cb, &rc, &out);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     PyMem_Free(imgs);
     Py_DECREF(fast); /* keeps the pixel bytes alive until here */
-    if (rc.failed) {
+    if (progress_callbacks_failed(&rc)) {
         if (out) hy_mesh_free(out);
-        PyErr_Restore(rc.exc_type, rc.exc_value, rc.exc_tb);
         return NULL;
     }
     if (st != HY_OK) return raise_status(st);
