@@ -54,7 +54,6 @@ public struct UNetConfig: Sendable, Equatable {
         c.heads = [5, 10, 20, 20]
         c.crossAttentionDim = 1024
         c.useLinearProjection = true
-        c.upcastAttention = true
         c.sampleSize = 96
         return c
     }
