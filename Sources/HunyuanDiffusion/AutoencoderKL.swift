@@ -231,12 +231,12 @@ public enum AutoencoderKLTensors {
 /// A loaded diffusers AutoencoderKL. Immutable; `encode` / `decode` may run concurrently (each call
 /// owns its buffers) but each call uses `pool` for its threads.
 ///
-/// Memory: activations are fp32 [C, H, W] buffers freed as soon as the next stage no longer needs
-/// them. A resnet at C channels and P pixels holds ~3·C·P floats (4·max(Cin, Cout)·P… at most
-/// Cin·P + 2·Cout·P when the channels change); the up-sampling conv reads the low-resolution input
-/// directly (no 4× up-sampled copy). For the SD VAE decoding to 640×960 the peak is the first
-/// resnet of the last level, 256·P + 2·128·P floats with P = 614,400: ~1.26 GB (+ ≤ 40 MB of
-/// im2col bands); encoding 640×640 peaks at ~0.6 GB.
+/// Memory: activations are fp32 [C, H, W] buffers, released as soon as the next stage no longer
+/// needs them. A resnet at P pixels holds 3·C·P floats when its channels stay C, and Cin·P + 2·Cout·P
+/// when they change; the up-sampling conv reads its low-resolution input directly (no 4× copy).
+/// Decoding 80×120 → 640×960 with the SD VAE peaks in the first resnet of the last level at
+/// (256 + 2·128)·614,400 floats ≈ 1.26 GB (+ ≤ 40 MB of im2col bands); encoding 640×640 peaks at
+/// 3·128·409,600 floats ≈ 0.63 GB.
 public final class AutoencoderKL: @unchecked Sendable {
     public let config: AutoencoderKLConfig
     public let weights: AutoencoderKLWeights

@@ -84,6 +84,21 @@ final class VAETests: XCTestCase {
         expectError(.unsupported, "act_fn") { _ = try AutoencoderKL(folder: badType) }
     }
 
+    /// Files written before diffusers 0.14 name the mid attention query/key/value/proj_attn.
+    func testLegacyAttentionNamesLoad() throws {
+        let renames = ["to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"]
+        let legacy = try componentCopy("vae") { items in
+            for i in items.indices {
+                for (new, old) in renames where items[i].name.contains("attentions.0.\(new).") {
+                    items[i].name = items[i].name.replacingOccurrences("attentions.0.\(new).", "attentions.0.\(old).")
+                }
+            }
+        }
+        let a = try AutoencoderKL(folder: legacy), b = try AutoencoderKL(folder: try MVDFixture.dir() + "/vae")
+        let z: [Float] = (0..<(4 * 6 * 4)).map { (i: Int) -> Float in Float(i % 7) * 0.1 - 0.3 }
+        XCTAssertEqual(try a.decode(z, height: 6, width: 4, pool: nil), try b.decode(z, height: 6, width: 4, pool: nil))
+    }
+
     /// SD2's VAE (stabilityai/stable-diffusion-2 vae/config.json): 83,653,863 parameters.
     func testFullSizeParameterCount() throws {
         var c = AutoencoderKLConfig()
@@ -100,10 +115,12 @@ final class VAETests: XCTestCase {
         XCTAssertNil(t.entry("encoder.down_blocks.3.downsamplers.0.conv.weight"))
     }
 
-    /// Full-size SD VAE with random weights: decode 80×120 → 640×960 and encode 640×640.
-    /// Set HUNYUAN_BENCH=1 to run (~a minute on 2 cores).
+    /// Full-size SD VAE with random weights: decode 80×120 → 640×960 and encode 640×640, with the
+    /// time of each traced stage. HUNYUAN_BENCH=1 runs it (a few minutes on 2 cores);
+    /// HUNYUAN_BENCH=small decodes 40×60 → 320×480 and encodes 320×320.
     func testFullSizeRandomWeightTimings() throws {
-        guard getenv("HUNYUAN_BENCH") != nil else { throw XCTSkip("set HUNYUAN_BENCH=1 to time the full-size VAE") }
+        guard let b = getenv("HUNYUAN_BENCH") else { throw XCTSkip("set HUNYUAN_BENCH=1 to time the full-size VAE") }
+        let small = String(cString: b) == "small"
         var c = AutoencoderKLConfig()
         c.blockOutChannels = [128, 256, 512, 512]
         c.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
@@ -111,18 +128,27 @@ final class VAETests: XCTestCase {
         c.layersPerBlock = 2
         let vae = AutoencoderKL(config: c, weights: try AutoencoderKLTensors.declare(c, RandomBinder()))
         let pool = ThreadPool()
-        var z = [Float](repeating: 0, count: 4 * 120 * 80)
+        let lh = small ? 60 : 120, lw = small ? 40 : 80
+        var z = [Float](repeating: 0, count: 4 * lh * lw)
         var rng = SplitMix(seed: 1)
         for i in z.indices { z[i] = rng.normal() }
+        var last = now()
+        let stages: Trace = { name, shape, _ in
+            let t = now()
+            print(String(format: "  %-24@ %@ %.2f s", name, "\(shape)", t - last))
+            last = t
+        }
         var t0 = now()
-        let img = try vae.decode(z, height: 120, width: 80, pool: pool)
-        print("full-size VAE decode 80×120 → 640×960: \(String(format: "%.2f", now() - t0)) s, peak RSS \(peakRSSMB()) MB")
-        XCTAssertEqual(img.count, 3 * 960 * 640)
+        let img = try vae.decode(z, height: lh, width: lw, pool: pool, trace: stages)
+        print("full-size VAE decode \(lw)×\(lh) → \(8 * lw)×\(8 * lh): \(String(format: "%.2f", now() - t0)) s, peak RSS \(peakRSSMB()) MB")
+        XCTAssertEqual(img.count, 3 * 64 * lh * lw)
         XCTAssertTrue(img.allSatisfy { $0.isFinite })
-        t0 = now()
-        let (m, _) = try vae.encode(Array(img[0..<(3 * 640 * 640)]).map { max(-1, min(1, $0)) }, height: 640, width: 640, pool: pool)
-        print("full-size VAE encode 640×640: \(String(format: "%.2f", now() - t0)) s, peak RSS \(peakRSSMB()) MB")
-        XCTAssertEqual(m.count, 4 * 80 * 80)
+        let s = 8 * lw
+        t0 = now(); last = t0
+        let (m, _) = try vae.encode(Array(img[0..<(3 * s * s)]).map { max(-1, min(1, $0)) }, height: s, width: s, pool: pool,
+                                    trace: stages)
+        print("full-size VAE encode \(s)×\(s): \(String(format: "%.2f", now() - t0)) s, peak RSS \(peakRSSMB()) MB")
+        XCTAssertEqual(m.count, 4 * lw * lw)
     }
 }
 
