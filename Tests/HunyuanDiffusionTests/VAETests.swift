@@ -1,0 +1,269 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import XCTest
+import HunyuanCore
+import HunyuanNN
+@testable import HunyuanDiffusion
+
+/// diffusers AutoencoderKL against the mvd-lite-tiny fixture (convention 2 and the final decode).
+final class VAETests: XCTestCase {
+    func testEncodeMatchesConditionLatents() throws {
+        let d = try MVDFixture.dir(), inp = try MVDFixture.inputs(), ref = try MVDFixture.reference()
+        let vae = try AutoencoderKL(folder: d + "/vae")
+        XCTAssertEqual(vae.scaleFactor, 2)
+        XCTAssertEqual(vae.config.scalingFactor, 0.18215)
+        let pool = ThreadPool()
+        let px = inp.tensor("pixel_values_vae")!.floats()
+        let condLat = ref.tensor("cond_lat")!.floats()
+        let n = condLat.count / 2
+        for (which, image, noiseName) in [(1, px, "vae_posterior_noise_cond"), (0, [Float](repeating: 0, count: px.count), "vae_posterior_noise_neg")] {
+            let noise = inp.tensor(noiseName)!.floats()
+            let t0 = now()
+            let (mean, logvar) = try vae.encode(image, height: 160, width: 160, pool: pool)
+            let ms = (now() - t0) * 1000
+            XCTAssertEqual(mean.count, n)
+            let sample = (0..<n).map { mean[$0] + expf(0.5 * logvar[$0]) * noise[$0] }
+            let err = scaledMaxError(sample, Array(condLat[(which * n)..<((which + 1) * n)]))
+            print("VAE encode → cond_lat[\(which)]: scaled max error \(err), \(String(format: "%.1f", ms)) ms")
+            XCTAssertLessThanOrEqual(err, 1e-4)
+        }
+    }
+
+    func testDecodeMatchesReference() throws {
+        let d = try MVDFixture.dir(), ref = try MVDFixture.reference()
+        let vae = try AutoencoderKL(folder: d + "/vae")
+        let pool = ThreadPool()
+        let z = ref.tensor("decode_in")!.floats()
+        let t0 = now()
+        let out = try vae.decode(z, height: 120, width: 80, pool: pool)
+        let ms = (now() - t0) * 1000
+        let err = scaledMaxError(out, ref.tensor("decoded")!.floats())
+        print("VAE decode → decoded: scaled max error \(err), \(String(format: "%.1f", ms)) ms")
+        XCTAssertLessThanOrEqual(err, 1e-4)
+    }
+
+    func testTraceAndStop() throws {
+        let d = try MVDFixture.dir()
+        let vae = try AutoencoderKL(folder: d + "/vae")
+        var names: [String] = []
+        _ = try vae.decode([Float](repeating: 0.1, count: 4 * 6 * 4), height: 6, width: 4, pool: nil,
+                           trace: { n, _, _ in names.append(n) })
+        XCTAssertEqual(names, ["decoder.conv_in", "decoder.mid_block", "decoder.up_blocks.0", "decoder.up_blocks.1"])
+        XCTAssertThrowsError(try vae.encode([Float](repeating: 0, count: 3 * 8 * 8), height: 8, width: 8, pool: nil,
+                                            shouldStop: { true })) { e in
+            XCTAssertEqual((e as? HYError)?.kind, .aborted)
+        }
+    }
+
+    func testInputErrors() throws {
+        let d = try MVDFixture.dir()
+        let vae = try AutoencoderKL(folder: d + "/vae")
+        XCTAssertThrowsError(try vae.encode([Float](repeating: 0, count: 3 * 161 * 160), height: 161, width: 160, pool: nil)) { e in
+            XCTAssertTrue("\(e)".contains("161×160") && "\(e)".contains("scale factor 2"), "\(e)")
+        }
+        XCTAssertThrowsError(try vae.encode([Float](repeating: 0, count: 10), height: 160, width: 160, pool: nil))
+        XCTAssertThrowsError(try vae.decode([Float](repeating: 0, count: 10), height: 4, width: 4, pool: nil))
+    }
+
+    func testCheckpointErrorsNameTheTensor() throws {
+        let name = "decoder.up_blocks.1.resnets.0.conv_shortcut.weight"
+        let missing = try componentCopy("vae") { $0.removeAll { $0.name == name } }
+        expectError(.format, name) { _ = try AutoencoderKL(folder: missing) }
+        let misshapen = try componentCopy("vae") { items in
+            let i = items.firstIndex { $0.name == name }!
+            items[i] = .init(name: name, dtype: .f32, shape: [8, 16, 1, 2], bytes: items[i].bytes + items[i].bytes)
+        }
+        expectError(.format, name) { _ = try AutoencoderKL(folder: misshapen) }
+        let leftover = try componentCopy("vae") { $0.append(.init(name: "encoder.extra.weight", shape: [2], floats: [1, 2])) }
+        expectError(.format, "encoder.extra.weight") { _ = try AutoencoderKL(folder: leftover) }
+        // no mid attention in the config: its tensors are left over
+        let noAttn = try componentCopy("vae", config: { $0.replacingOccurrences("\"mid_block_add_attention\": true", "\"mid_block_add_attention\": false") })
+        expectError(.format, "mid_block.attentions.0") { _ = try AutoencoderKL(folder: noAttn) }
+        let badType = try componentCopy("vae", config: { $0.replacingOccurrences("\"act_fn\": \"silu\"", "\"act_fn\": \"gelu\"") })
+        expectError(.unsupported, "act_fn") { _ = try AutoencoderKL(folder: badType) }
+    }
+
+    /// Files written before diffusers 0.14 name the mid attention query/key/value/proj_attn.
+    func testLegacyAttentionNamesLoad() throws {
+        let renames = ["to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"]
+        let legacy = try componentCopy("vae") { items in
+            for i in items.indices {
+                for (new, old) in renames where items[i].name.contains("attentions.0.\(new).") {
+                    items[i].name = items[i].name.replacingOccurrences("attentions.0.\(new).", "attentions.0.\(old).")
+                }
+            }
+        }
+        let a = try AutoencoderKL(folder: legacy), b = try AutoencoderKL(folder: try MVDFixture.dir() + "/vae")
+        let z: [Float] = (0..<(4 * 6 * 4)).map { (i: Int) -> Float in Float(i % 7) * 0.1 - 0.3 }
+        XCTAssertEqual(try a.decode(z, height: 6, width: 4, pool: nil), try b.decode(z, height: 6, width: 4, pool: nil))
+    }
+
+    /// SD2's VAE (stabilityai/stable-diffusion-2 vae/config.json): 83,653,863 parameters.
+    func testFullSizeParameterCount() throws {
+        var c = AutoencoderKLConfig()
+        c.blockOutChannels = [128, 256, 512, 512]
+        c.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
+        c.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: 4)
+        c.layersPerBlock = 2
+        c.sampleSize = 768
+        let t = try AutoencoderKLTensors.table(for: c)
+        XCTAssertEqual(t.parameterCount, 83_653_863)
+        XCTAssertEqual(c.scaleFactor, 8)
+        XCTAssertEqual(t.entry("decoder.up_blocks.3.resnets.0.conv_shortcut.weight")?.shape, [128, 256, 1, 1])
+        XCTAssertEqual(t.entry("encoder.down_blocks.2.downsamplers.0.conv.weight")?.shape, [512, 512, 3, 3])
+        XCTAssertNil(t.entry("encoder.down_blocks.3.downsamplers.0.conv.weight"))
+    }
+
+    /// Full-size SD VAE with random weights: decode 80×120 → 640×960 and encode 640×640, with the
+    /// time of each traced stage. HUNYUAN_BENCH=1 runs it (a few minutes on 2 cores);
+    /// HUNYUAN_BENCH=small decodes 40×60 → 320×480 and encodes 320×320.
+    func testFullSizeRandomWeightTimings() throws {
+        guard let b = getenv("HUNYUAN_BENCH") else { throw XCTSkip("set HUNYUAN_BENCH=1 to time the full-size VAE") }
+        let small = String(cString: b) == "small"
+        var c = AutoencoderKLConfig()
+        c.blockOutChannels = [128, 256, 512, 512]
+        c.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
+        c.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: 4)
+        c.layersPerBlock = 2
+        let vae = AutoencoderKL(config: c, weights: try AutoencoderKLTensors.declare(c, RandomBinder()))
+        let pool = ThreadPool()
+        let lh = small ? 60 : 120, lw = small ? 40 : 80
+        var z = [Float](repeating: 0, count: 4 * lh * lw)
+        var rng = SplitMix(seed: 1)
+        for i in z.indices { z[i] = rng.normal() }
+        var last = now()
+        let stages: Trace = { name, shape, _ in
+            let t = now()
+            print(String(format: "  %-24@ %@ %.2f s", name, "\(shape)", t - last))
+            last = t
+        }
+        var t0 = now()
+        let img = try vae.decode(z, height: lh, width: lw, pool: pool, trace: stages)
+        print("full-size VAE decode \(lw)×\(lh) → \(8 * lw)×\(8 * lh): \(String(format: "%.2f", now() - t0)) s, peak RSS \(peakRSSMB()) MB")
+        XCTAssertEqual(img.count, 3 * 64 * lh * lw)
+        XCTAssertTrue(img.allSatisfy { $0.isFinite })
+        let s = 8 * lw
+        t0 = now(); last = t0
+        let (m, _) = try vae.encode(Array(img[0..<(3 * s * s)]).map { max(-1, min(1, $0)) }, height: s, width: s, pool: pool,
+                                    trace: stages)
+        print("full-size VAE encode \(s)×\(s): \(String(format: "%.2f", now() - t0)) s, peak RSS \(peakRSSMB()) MB")
+        XCTAssertEqual(m.count, 4 * lw * lw)
+    }
+}
+
+// MARK: - Support shared by the diffusion component tests
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func peakRSSMB() -> Int {
+    var u = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+    return u.ru_maxrss / 1024
+}
+
+extension String {
+    func replacingOccurrences(_ a: String, _ b: String) -> String {
+        var out = "", rest = Substring(self)
+        while let r = rest.range(of: a) { out += rest[..<r.lowerBound] + b; rest = rest[r.upperBound...] }
+        return out + rest
+    }
+}
+
+extension Substring {
+    func range(of s: String) -> Range<Substring.Index>? {
+        guard !s.isEmpty, s.count <= count else { return nil }
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].hasPrefix(s) { return i..<index(i, offsetBy: s.count) }
+            i = index(after: i)
+        }
+        return nil
+    }
+}
+
+extension XCTestCase {
+    /// A temporary copy of fixture component `name` (config.json and its weights as `model.safetensors`
+    /// / `diffusion_pytorch_model.safetensors`), with the tensors and config text edited.
+    func componentCopy(_ name: String, config: (String) -> String = { $0 },
+                       _ edit: (inout [SafetensorsWriter.Item]) -> Void = { _ in }) throws -> String {
+        let src = try MVDFixture.dir() + "/" + name
+        var template = Array("/tmp/mvd-component-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw HYError.io("mkdtemp failed") }
+        let dir = String(cString: p)
+        addTeardownBlock { _ = try? FileSystem.list(dir).forEach { unlink(dir + "/" + $0) }; rmdir(dir) }
+        let text = config(String(decoding: try FileSystem.readAll(src + "/config.json"), as: UTF8.self))
+        try FileSystem.writeAtomically(dir + "/config.json", overwrite: true) { w in try Array(text.utf8).withUnsafeBytes { try w($0) } }
+        let ck = try Checkpoint(component: src)
+        var items = ck.tensors.map { SafetensorsWriter.Item(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: Array($0.data)) }
+        edit(&items)
+        let file = ck.path.split(separator: "/").last.map(String.init)!
+        try SafetensorsWriter.write(items, to: dir + "/" + file)
+        return dir
+    }
+
+    func expectError(_ kind: HYError.Kind, _ contains: String, file: StaticString = #filePath, line: UInt = #line,
+                     _ body: () throws -> Void) {
+        do {
+            try body()
+            XCTFail("no error (expected \(kind): \(contains))", file: file, line: line)
+        } catch let e as HYError {
+            XCTAssertEqual(e.kind, kind, e.message, file: file, line: line)
+            XCTAssertTrue(e.message.contains(contains), "message \"\(e.message)\" lacks \"\(contains)\"", file: file, line: line)
+        } catch {
+            XCTFail("unexpected error \(error)", file: file, line: line)
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    mutating func normal() -> Float {
+        let u1 = max(uniform(), 1e-7), u2 = uniform()
+        return (-2 * logf(u1)).squareRoot() * cosf(2 * .pi * u2)
+    }
+}
+
+/// Binds every declared tensor to fresh random fp32 values (in memory): matrices ~ U(±1/√fan_in)
+/// (PyTorch's default init scale), norm weights 1 and biases 0, other vectors N(0, 0.02²).
+/// Benchmarks and tests only.
+final class RandomBinder: WeightBinder {
+    var rng = SplitMix(seed: 7)
+
+    private func tensor(_ name: String, _ shape: [Int], _ fill: (inout SplitMix) -> Float) -> Tensor {
+        let n = shape.reduce(1, *)
+        let buf = FloatBuffer(n, zeroed: false)
+        for i in 0..<n { buf[i] = fill(&rng) }
+        return Tensor(name: name, dtype: .f32, shape: shape, data: UnsafeRawBufferPointer(start: buf.p, count: 4 * n), owner: buf)
+    }
+
+    func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
+        let rows = shape[0], cols = shape.dropFirst().reduce(1, *)
+        let a = 1 / Float(cols).squareRoot()
+        return try WeightMatrix(tensor(name, [rows, cols]) { (2 * $0.uniform() - 1) * a }, rows: rows, cols: cols)
+    }
+
+    func vector(_ name: String, shape: [Int]) throws -> [Float] {
+        let n = shape.reduce(1, *)
+        if name.hasSuffix(".bias") { return [Float](repeating: 0, count: n) }
+        if name.hasSuffix("norm1.weight") || name.hasSuffix("norm2.weight") || name.hasSuffix("norm.weight")
+            || name.hasSuffix("norm_out.weight") || name.contains("layer_norm") || name.contains("layrnorm.weight")
+            || name.contains("layernorm.weight") {
+            return [Float](repeating: 1, count: n)
+        }
+        return (0..<n).map { _ in 0.02 * rng.normal() }
+    }
+}
