@@ -102,55 +102,25 @@ final class UNetTests: XCTestCase {
 
     // MARK: errors
 
-    func expectError(_ kind: HYError.Kind, _ contains: String, file: StaticString = #filePath, line: UInt = #line,
-                     _ body: () throws -> Void) {
-        do {
-            try body()
-            XCTFail("no error (expected \(kind): \(contains))", file: file, line: line)
-        } catch let e as HYError {
-            print("  expected error: \(e.message)")
-            XCTAssertEqual(e.kind, kind, e.message, file: file, line: line)
-            XCTAssertTrue(e.message.contains(contains), "message \"\(e.message)\" lacks \"\(contains)\"", file: file, line: line)
-        } catch {
-            XCTFail("unexpected error \(error)", file: file, line: line)
-        }
-    }
-
-    /// A temporary copy of the fixture's unet/ folder, its weights edited by `edit` and its config by `config`.
-    func brokenCopy(config: (String) -> String = { $0 }, _ edit: (inout [SafetensorsWriter.Item]) -> Void = { _ in }) throws -> String {
-        let src = try MVDFixture.dir() + "/unet"
-        var template = Array("/tmp/unet-test-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw HYError.io("mkdtemp failed") }
-        let dir = String(cString: p)
-        addTeardownBlock { _ = try? FileSystem.list(dir).forEach { unlink(dir + "/" + $0) }; rmdir(dir) }
-        let cfg = config(String(decoding: try FileSystem.readAll(src + "/config.json"), as: UTF8.self))
-        try FileSystem.writeAtomically(dir + "/config.json", overwrite: true) { w in try Array(cfg.utf8).withUnsafeBytes { try w($0) } }
-        let ck = try Checkpoint(component: src)
-        var items = ck.tensors.map { SafetensorsWriter.Item(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: Array($0.data)) }
-        edit(&items)
-        try SafetensorsWriter.write(items, to: dir + "/diffusion_pytorch_model.safetensors")
-        return dir
-    }
-
     func testLoadingErrorsNameTheTensorOrKey() throws {
         let missing = "mid_block.attentions.0.transformer_blocks.0.attn1.to_k.weight"
-        var dir = try brokenCopy { $0.removeAll { $0.name == missing } }
+        var dir = try componentCopy("unet") { $0.removeAll { $0.name == missing } }
         expectError(.format, missing) { _ = try UNet2DConditionModel(folder: dir) }
 
         let misshapen = "up_blocks.1.resnets.0.conv1.weight"
-        dir = try brokenCopy { items in
+        dir = try componentCopy("unet") { items in
             let i = items.firstIndex { $0.name == misshapen }!
             let it = items[i]
             items[i] = .init(name: it.name, dtype: it.dtype, shape: [it.shape[1], it.shape[0], 3, 3], bytes: it.bytes)
         }
         expectError(.format, misshapen) { _ = try UNet2DConditionModel(folder: dir) }
 
-        dir = try brokenCopy { $0.append(.init(name: "down_blocks.0.extra.weight", shape: [2], floats: [1, 2])) }
+        dir = try componentCopy("unet") { $0.append(.init(name: "down_blocks.0.extra.weight", shape: [2], floats: [1, 2])) }
         expectError(.format, "down_blocks.0.extra.weight") { _ = try UNet2DConditionModel(folder: dir) }
 
         // Configurations we do not implement: errors naming the key.
         func withKey(_ key: String, _ value: String) throws -> String {
-            try brokenCopy(config: { text in
+            try componentCopy("unet", config: { text in
                 guard let o = (try? JSONValue.parse(text, context: "config"))?.objectValue,
                       let v = try? JSONValue.parse(value, context: "value") else { return text }
                 return JSONValue.object(o.map { $0.0 == key ? ($0.0, v) : $0 }).serialized()
@@ -230,7 +200,7 @@ final class UNetTests: XCTestCase {
         let conv = RandomWeights(seed: 3)
         let wc = try UNetTensors.declare(cc, conv)
         let a = try UNet2DConditionModel(config: c, weights: wl), b = try UNet2DConditionModel(config: cc, weights: wc)
-        var rng = SplitMix(7)
+        var rng = SplitMix(seed: 7)
         let x = (0..<(2 * 4 * 16 * 24)).map { _ in rng.normal() }, ctx = (0..<(2 * 5 * 32)).map { _ in rng.normal() }
         let ya = try a.forward(sample: x, batch: 2, height: 16, width: 24, timestep: 500, context: ctx, pool: Self.pool)
         let yb = try b.forward(sample: x, batch: 2, height: 16, width: 24, timestep: 500, context: ctx, pool: Self.pool)
@@ -253,7 +223,7 @@ final class UNetTests: XCTestCase {
         random.shareByShape = true
         let weights = try UNetTensors.declare(c, random)
         let unet = try UNet2DConditionModel(config: c, weights: weights)
-        var rng = SplitMix(2)
+        var rng = SplitMix(seed: 2)
         let ctx = (0..<(2 * 77 * 1024)).map { _ in rng.normal() }
         let refIn = (0..<(2 * 4 * 80 * 80)).map { _ in rng.normal() }, x = (0..<(2 * 4 * 120 * 80)).map { _ in rng.normal() }
         let reference = ReferenceAttention(mode: .write)
@@ -275,60 +245,4 @@ func clock_gettime_ns() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-struct SplitMix {
-    var s: UInt64
-    init(_ seed: UInt64) { s = seed }
-    mutating func next() -> UInt64 {
-        s &+= 0x9E37_79B9_7F4A_7C15
-        var z = s
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    /// ~N(0, 1) (sum of four uniforms, rescaled).
-    mutating func normal() -> Float { (uniform() + uniform() + uniform() + uniform() - 2) * 1.7320508 }
-}
-
-/// A `WeightBinder` that makes random in-memory weights (test and benchmark support): matrices
-/// ~N(0, 1/fan_in) stored as `dtype`, vectors near 1 for norm weights and near 0 otherwise.
-final class RandomWeights: WeightBinder {
-    var rng: SplitMix
-    let dtype: DType
-    init(seed: UInt64, dtype: DType = .f32) { rng = SplitMix(seed); self.dtype = dtype }
-
-    /// With `shareByShape`, one random matrix per distinct shape serves every tensor of that shape
-    /// (benchmarks: fast to make, and the full-size SD2 UNet fits in ~0.5 GB).
-    var shareByShape = false
-    private var byShape: [[Int]: WeightMatrix] = [:]
-
-    func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
-        if shareByShape, let m = byShape[shape] { return m }
-        let m = try makeMatrix(name, shape: shape)
-        if shareByShape { byShape[shape] = m }
-        return m
-    }
-
-    private func makeMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
-        let rows = shape[0], cols = shape.dropFirst().reduce(1, *), s = 1 / Float(cols).squareRoot()
-        let values = (0..<(rows * cols)).map { _ in rng.normal() * s }
-        let t: Tensor
-        if dtype == .f16 {
-            let item = SafetensorsWriter.Item(name: name, shape: [rows, cols], floats: values, as: .f16)
-            let box = FloatBuffer((item.bytes.count + 3) / 4, zeroed: false)   // owns the f16 bytes
-            item.bytes.withUnsafeBytes { UnsafeMutableRawPointer(box.p).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            t = Tensor(name: name, dtype: .f16, shape: [rows, cols],
-                       data: UnsafeRawBufferPointer(start: box.p, count: item.bytes.count), owner: box)
-        } else {
-            t = Tensor(name: name, shape: [rows, cols], floats: values)
-        }
-        return try WeightMatrix(t, rows: rows, cols: cols)
-    }
-
-    func vector(_ name: String, shape: [Int]) throws -> [Float] {
-        let n = shape.reduce(1, *), base: Float = name.hasSuffix(".weight") ? 1 : 0
-        return (0..<n).map { _ in base + 0.1 * rng.normal() }
-    }
 }

@@ -126,7 +126,7 @@ final class VAETests: XCTestCase {
         c.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
         c.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: 4)
         c.layersPerBlock = 2
-        let vae = AutoencoderKL(config: c, weights: try AutoencoderKLTensors.declare(c, RandomBinder()))
+        let vae = AutoencoderKL(config: c, weights: try AutoencoderKLTensors.declare(c, RandomWeights(seed: 7)))
         let pool = ThreadPool()
         let lh = small ? 60 : 120, lw = small ? 40 : 80
         var z = [Float](repeating: 0, count: 4 * lh * lw)
@@ -183,87 +183,5 @@ extension Substring {
             i = index(after: i)
         }
         return nil
-    }
-}
-
-extension XCTestCase {
-    /// A temporary copy of fixture component `name` (config.json and its weights as `model.safetensors`
-    /// / `diffusion_pytorch_model.safetensors`), with the tensors and config text edited.
-    func componentCopy(_ name: String, config: (String) -> String = { $0 },
-                       _ edit: (inout [SafetensorsWriter.Item]) -> Void = { _ in }) throws -> String {
-        let src = try MVDFixture.dir() + "/" + name
-        var template = Array("/tmp/mvd-component-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw HYError.io("mkdtemp failed") }
-        let dir = String(cString: p)
-        addTeardownBlock { _ = try? FileSystem.list(dir).forEach { unlink(dir + "/" + $0) }; rmdir(dir) }
-        let text = config(String(decoding: try FileSystem.readAll(src + "/config.json"), as: UTF8.self))
-        try FileSystem.writeAtomically(dir + "/config.json", overwrite: true) { w in try Array(text.utf8).withUnsafeBytes { try w($0) } }
-        let ck = try Checkpoint(component: src)
-        var items = ck.tensors.map { SafetensorsWriter.Item(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: Array($0.data)) }
-        edit(&items)
-        let file = ck.path.split(separator: "/").last.map(String.init)!
-        try SafetensorsWriter.write(items, to: dir + "/" + file)
-        return dir
-    }
-
-    func expectError(_ kind: HYError.Kind, _ contains: String, file: StaticString = #filePath, line: UInt = #line,
-                     _ body: () throws -> Void) {
-        do {
-            try body()
-            XCTFail("no error (expected \(kind): \(contains))", file: file, line: line)
-        } catch let e as HYError {
-            XCTAssertEqual(e.kind, kind, e.message, file: file, line: line)
-            XCTAssertTrue(e.message.contains(contains), "message \"\(e.message)\" lacks \"\(contains)\"", file: file, line: line)
-        } catch {
-            XCTFail("unexpected error \(error)", file: file, line: line)
-        }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func normal() -> Float {
-        let u1 = max(uniform(), 1e-7), u2 = uniform()
-        return (-2 * logf(u1)).squareRoot() * cosf(2 * .pi * u2)
-    }
-}
-
-/// Binds every declared tensor to fresh random fp32 values (in memory): matrices ~ U(±1/√fan_in)
-/// (PyTorch's default init scale), norm weights 1 and biases 0, other vectors N(0, 0.02²).
-/// Benchmarks and tests only.
-final class RandomBinder: WeightBinder {
-    var rng = SplitMix(seed: 7)
-
-    private func tensor(_ name: String, _ shape: [Int], _ fill: (inout SplitMix) -> Float) -> Tensor {
-        let n = shape.reduce(1, *)
-        let buf = FloatBuffer(n, zeroed: false)
-        for i in 0..<n { buf[i] = fill(&rng) }
-        return Tensor(name: name, dtype: .f32, shape: shape, data: UnsafeRawBufferPointer(start: buf.p, count: 4 * n), owner: buf)
-    }
-
-    func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
-        let rows = shape[0], cols = shape.dropFirst().reduce(1, *)
-        let a = 1 / Float(cols).squareRoot()
-        return try WeightMatrix(tensor(name, [rows, cols]) { (2 * $0.uniform() - 1) * a }, rows: rows, cols: cols)
-    }
-
-    func vector(_ name: String, shape: [Int]) throws -> [Float] {
-        let n = shape.reduce(1, *)
-        if name.hasSuffix(".bias") { return [Float](repeating: 0, count: n) }
-        if name.hasSuffix("norm1.weight") || name.hasSuffix("norm2.weight") || name.hasSuffix("norm.weight")
-            || name.hasSuffix("norm_out.weight") || name.contains("layer_norm") || name.contains("layrnorm.weight")
-            || name.contains("layernorm.weight") {
-            return [Float](repeating: 1, count: n)
-        }
-        return (0..<n).map { _ in 0.02 * rng.normal() }
     }
 }

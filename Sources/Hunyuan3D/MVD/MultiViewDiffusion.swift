@@ -148,9 +148,9 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         func checkAbort(_ s: Stage) throws { if stop() { throw HYError.aborted("multi-view diffusion cancelled at \(s.name)") } }
 
         // Sizes
-        let unetConfig = try component("unet") { try UNet2DConditionModel.config(folder: $0) }
-        let vaeConfig = try component("vae") { try AutoencoderKL.config(folder: $0) }
-        let f = vaeConfig.scaleFactor, down = unetConfig.downsamplingFactor
+        let unetConfig = try component("unet") { try Component.config(UNetConfig.self, $0) }
+        let vaeConfig = try component("vae") { try Component.config(AutoencoderKLConfig.self, $0) }
+        let f = vaeConfig.scaleFactor, down = unetConfig.sizeMultiple
         guard height > 0, width > 0, height % (3 * f * down) == 0, width % (2 * f * down) == 0, height <= 8192, width <= 8192 else {
             throw HYError.invalidArgument("grid \(height)×\(width): height must be a multiple of \(3 * f * down) and width of \(2 * f * down) (≤ 8192)")
         }
@@ -178,7 +178,7 @@ public final class MultiViewDiffusion: @unchecked Sendable {
             for (b, pixels, name) in [(0, [Float](repeating: 0, count: pv.pixels.count), "vae_posterior_noise_neg"),
                                       (1, pv.pixels, "vae_posterior_noise_cond")] {
                 try checkAbort(.encodeImage)
-                let post = try vae.encode(pixels, height: pv.height, width: pv.width, pool: pool)
+                let post = try vae.encode(pixels, height: pv.height, width: pv.width, pool: pool, shouldStop: stop)
                 let eps = try noise.draw(name, count: n)
                 for i in 0..<n { lat[b * n + i] = post.mean[i] + expf(0.5 * post.logvar[i]) * eps[i] }
             }
@@ -188,8 +188,8 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         let imageEmbeds: [Float]
         do {
             try checkAbort(.encodeImage)
-            let vision = try component("vision_encoder") { try CLIPVisionModelWithProjection(folder: $0, variant: variant) }
-            imageEmbeds = try vision.imageEmbeds(pc.pixels, size: pc.height, pool: pool)
+            let vision = try component("vision_encoder") { try CLIPVisionModel(folder: $0, variant: variant) }
+            imageEmbeds = try vision.imageEmbeds(pixels: pc.pixels, pool: pool)
         }
         imageEmbeds.withUnsafeBufferPointer { trace?("image_embeds", [1, $0.count], $0) }
 
@@ -225,14 +225,15 @@ public final class MultiViewDiffusion: @unchecked Sendable {
                 var refIn = [Float](repeating: 0, count: refCount)
                 let d = (sigma * sigma + 1).squareRoot()
                 for j in 0..<refCount { refIn[j] = (condLat[j] + refNoise[j] * sigma) / d }
-                let reference = ReferenceAttention()
-                _ = try unet.forward(refIn, batch: 2, height: condH, width: condW, timestep: t, context: context,
-                                     reference: reference, mode: .write, pool: pool, shouldStop: stop)
+                let reference = ReferenceAttention(mode: .write)
+                _ = try unet.forward(sample: refIn, batch: 2, height: condH, width: condW, timestep: t, context: context,
+                                     reference: reference, pool: pool, shouldStop: stop)
+                reference.mode = .read
                 // read pass on [x, x] / sqrt(σ² + 1)
                 var xIn = latents + latents
                 xIn.withUnsafeMutableBufferPointer { EulerAncestralScheduler.scaleInput($0.baseAddress!, $0.count, sigma: sigma) }
-                let out = try unet.forward(xIn, batch: 2, height: lh, width: lw, timestep: t, context: context,
-                                           reference: reference, mode: .read, pool: pool, shouldStop: stop)
+                let out = try unet.forward(sample: xIn, batch: 2, height: lh, width: lw, timestep: t, context: context,
+                                           reference: reference, pool: pool, shouldStop: stop)
                 out.withUnsafeBufferPointer { trace?("step\(i)_unet_out", [2, lc, lh, lw], $0) }
                 // adaptive guidance
                 let tt = t / 1000
@@ -261,7 +262,7 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         let decodeIn = latents.map { ($0 / 0.75 + 0.22) / vae.config.scalingFactor }
         decodeIn.withUnsafeBufferPointer { trace?("decode_in", [1, lc, lh, lw], $0) }
         try checkAbort(.decode)
-        let decoded = try vae.decode(decodeIn, height: lh, width: lw, pool: pool)
+        let decoded = try vae.decode(decodeIn, height: lh, width: lw, pool: pool, shouldStop: stop)
         decoded.withUnsafeBufferPointer { trace?("decoded", [1, 3, height, width], $0) }
         var grid = [UInt8](repeating: 0, count: height * width * 3)
         let plane = height * width
