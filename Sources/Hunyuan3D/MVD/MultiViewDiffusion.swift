@@ -37,6 +37,8 @@ public final class MultiViewDiffusion: @unchecked Sendable {
     public let vaeProcessor: CLIPImageProcessor
     public let clipProcessor: CLIPImageProcessor
     public let tokenizer: CLIPTokenizer
+    public let unetConfig: UNetConfig
+    public let vaeConfig: AutoencoderKLConfig
 
     /// The components a folder must hold, in the order they are checked.
     public static let components = ["unet", "vae", "text_encoder", "tokenizer", "vision_encoder",
@@ -58,15 +60,21 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         for c in Self.components where !FileSystem.isDirectory(FileSystem.join(folder, c)) {
             throw HYError.io("\(folder): component \(c)/ is missing")
         }
-        func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T {
-            do { return try open(FileSystem.join(folder, name)) } catch let e as HYError {
-                throw HYError(e.kind, "component \(name): \(e.message)")
-            }
-        }
+        func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T { try Self.open(folder, name, open) }
         scheduler = try component("scheduler") { try EulerAncestralScheduler(folder: $0) }
         vaeProcessor = try component("feature_extractor_vae") { try CLIPImageProcessor(folder: $0) }
         clipProcessor = try component("feature_extractor_clip") { try CLIPImageProcessor(folder: $0) }
         tokenizer = try component("tokenizer") { try CLIPTokenizer(folder: $0) }
+        unetConfig = try component("unet") { dir in
+            let c = try Component.config(UNetConfig.self, dir)
+            try c.validate(context: FileSystem.join(dir, "config.json"))
+            return c
+        }
+        vaeConfig = try component("vae") { dir in
+            let c = try Component.config(AutoencoderKLConfig.self, dir)
+            try c.validate(context: FileSystem.join(dir, "config.json"))
+            return c
+        }
         guard let r = index.ramping_coefficients, r.count == tokenizer.maxLength else {
             throw HYError.format("\(indexPath): ramping_coefficients must hold one value per text token (\(tokenizer.maxLength))")
         }
@@ -129,8 +137,8 @@ public final class MultiViewDiffusion: @unchecked Sendable {
     // MARK: - Run
 
     /// Runs the pipeline. `image`: RGB or RGBA, any size. `steps` ≥ 1 (the official caller uses 50).
-    /// `height` × `width`: the grid (official 960 × 640; multiples of 6 and 4 times the VAE factor
-    /// times the UNet's down-sampling). `noise` supplies every Gaussian draw by name (the fixture's
+    /// `height` × `width`: the grid (official 960 × 640): multiples of the VAE factor times the
+    /// UNet's down-sampling (64 at full size), the height of 3 and the width of 2. `noise` supplies every Gaussian draw by name (the fixture's
     /// names; `SeededNoise` for our own generator). `progress` (calling thread) may return false to
     /// cancel; `abort` is polled inside the networks; cancelling throws `.aborted`. `trace` receives
     /// the reference's intermediates by name (prompt_embeds, cond_lat, timesteps, sigmas, latents_T,
@@ -148,11 +156,10 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         func checkAbort(_ s: Stage) throws { if stop() { throw HYError.aborted("multi-view diffusion cancelled at \(s.name)") } }
 
         // Sizes
-        let unetConfig = try component("unet") { try Component.config(UNetConfig.self, $0) }
-        let vaeConfig = try component("vae") { try Component.config(AutoencoderKLConfig.self, $0) }
         let f = vaeConfig.scaleFactor, down = unetConfig.sizeMultiple
-        guard height > 0, width > 0, height % (3 * f * down) == 0, width % (2 * f * down) == 0, height <= 8192, width <= 8192 else {
-            throw HYError.invalidArgument("grid \(height)×\(width): height must be a multiple of \(3 * f * down) and width of \(2 * f * down) (≤ 8192)")
+        let m = f * down
+        guard height > 0, width > 0, height <= 8192, width <= 8192, height % m == 0, width % m == 0, height % 3 == 0, width % 2 == 0 else {
+            throw HYError.invalidArgument("grid \(height)×\(width): both sides must be multiples of \(m) (the VAE's and the UNet's down-sampling), the height of 3 and the width of 2 (3 × 2 views), ≤ 8192")
         }
         let lh = height / f, lw = width / f, lc = unetConfig.inChannels
         let latentCount = lc * lh * lw
@@ -303,10 +310,12 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         return m
     }
 
-    /// Opens a component, prefixing errors with its name.
-    private func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T {
+    /// Opens component `name` of `folder`, prefixing errors with its name.
+    private static func open<T>(_ folder: String, _ name: String, _ open: (String) throws -> T) throws -> T {
         do { return try open(FileSystem.join(folder, name)) } catch let e as HYError {
             throw HYError(e.kind, "component \(name): \(e.message)")
         }
     }
+
+    private func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T { try Self.open(folder, name, open) }
 }

@@ -195,7 +195,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__native(void) { return PyModuleDef_Init(&module_def); }
 
 /* ---- progress and cancel callbacks shared by the long calls --------------------------------- */
-bool progress_cb(float fraction, void *user) {
+bool long_call_progress(float fraction, void *user) {
     ProgressCallbacks *rc = (ProgressCallbacks *)user;
     if (rc->cancelled) return false;
     if (rc->progress == NULL && !rc->check_signals) return true;
@@ -225,7 +225,7 @@ bool progress_cb(float fraction, void *user) {
     return !rc->cancelled;
 }
 
-bool abort_cb(void *user) { return ((ProgressCallbacks *)user)->cancelled != 0; }
+bool long_call_abort(void *user) { return ((ProgressCallbacks *)user)->cancelled != 0; }
 
 ProgressCallbacks progress_callbacks(PyObject *progress) {
     ProgressCallbacks rc = {progress == Py_None ? NULL : progress, 0, 0, NULL, NULL, NULL, is_main_thread()};

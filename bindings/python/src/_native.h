@@ -50,9 +50,9 @@ int32_t *ids_from_sequence(PyObject *seq, size_t *n_out);
 /* True on the interpreter's main thread (where Ctrl-C is delivered). */
 int is_main_thread(void);
 
-/* Progress / cancel state of one long call (views_to_mesh, generate): progress_cb calls the Python
+/* Progress / cancel state of one long call (views_to_mesh, generate): long_call_progress calls the Python
  * callable with the fraction done (GIL re-acquired; False or an exception cancels) and polls
- * Ctrl-C on the main thread; abort_cb (any thread, no Python) reports the cancel. */
+ * Ctrl-C on the main thread; long_call_abort (any thread, no Python) reports the cancel. */
 typedef struct {
     PyObject *progress;     /* callable(fraction) -> bool or None */
     volatile int cancelled; /* read by the abort callback on worker threads: no Python there */
@@ -61,8 +61,8 @@ typedef struct {
     int check_signals;
 } ProgressCallbacks;
 ProgressCallbacks progress_callbacks(PyObject *progress);
-bool progress_cb(float fraction, void *user);
-bool abort_cb(void *user);
+bool long_call_progress(float fraction, void *user);
+bool long_call_abort(void *user);
 /* After the call: 1 with the callback's exception restored when it failed, else 0. */
 int progress_callbacks_failed(ProgressCallbacks *rc);
 

@@ -72,7 +72,7 @@ static PyObject *MultiView_generate(MultiViewObject *self, PyObject *args) {
     hy_status st;
     self->users++;
     Py_BEGIN_ALLOW_THREADS
-    st = hy_mvd_generate(mvd, &im, &gp, progress_cb, &rc, abort_cb, &rc, &out);
+    st = hy_mvd_generate(mvd, &im, &gp, long_call_progress, &rc, long_call_abort, &rc, &out);
     Py_END_ALLOW_THREADS
     self->users--;
     if (progress_callbacks_failed(&rc)) {

@@ -116,7 +116,7 @@ static PyObject *Recon_views_to_mesh(ReconObject *self, PyObject *args) {
     hy_status st;
     self->busy = 1;
     Py_BEGIN_ALLOW_THREADS
-    st = hy_recon_views_to_mesh(self->recon, imgs, (size_t)n, &mp, progress_cb, &rc, abort_cb, &rc, &out);
+    st = hy_recon_views_to_mesh(self->recon, imgs, (size_t)n, &mp, long_call_progress, &rc, long_call_abort, &rc, &out);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     PyMem_Free(imgs);
