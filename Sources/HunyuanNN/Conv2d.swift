@@ -128,14 +128,12 @@ public struct Conv2d: @unchecked Sendable {
                 } else {
                     b = x + p0; ldb = n
                 }
+                // The bias is the GEMM's initial C (β = 1), which also spares sgemm its zeroing pass.
                 let y = out + r0 * n + p0
-                gemm(m: nr, n: cnt, k: k, a: a, lda: k, b: b, ldb: ldb, c: y, ldc: n, pool: gp)
                 if let bias {
-                    for r in 0..<nr {
-                        let v = bias[r0 + r], row = y + r * n
-                        for i in 0..<cnt { row[i] += v }
-                    }
+                    for r in 0..<nr { (y + r * n).update(repeating: bias[r0 + r], count: cnt) }
                 }
+                gemm(m: nr, n: cnt, k: k, a: a, lda: k, b: b, ldb: ldb, beta: bias == nil ? 0 : 1, c: y, ldc: n, pool: gp)
             }
             if perPixel, let pool {
                 pool.parallelFor(threads) { t in
