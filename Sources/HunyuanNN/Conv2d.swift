@@ -63,8 +63,9 @@ public struct Conv2d: @unchecked Sendable {
     /// Floats of scratch one call may hold for im2col chunks and a widened weight tile (each ≤ 32 MB).
     /// Variables so tests can force several chunks and weight tiles on small shapes.
     nonisolated(unsafe) static var scratchFloats = 8 << 20
-    /// im2col floats per thread chunk (≤ 8 MB: enough pixels per GEMM to reuse each weight row, few
-    /// enough that the chunk is still cached when the GEMM packs it).
+    /// im2col floats per thread chunk (≤ 8 MB, and all threads' chunks ≤ scratchFloats: enough pixels
+    /// per GEMM to reuse each weight row, few enough that the chunk is still cached when it is packed).
+    /// Chunks are at least 128 pixels, so a conv with K > 65,536 takes more.
     nonisolated(unsafe) static var chunkFloats = 2 << 20
 
     /// out[outC, Ho, Wo] = conv(x[inC, h, w]); with `upsample2x`, the convolution of the nearest 2×
@@ -91,7 +92,7 @@ public struct Conv2d: @unchecked Sendable {
         let wide = inPlace ? nil : FloatBuffer(tileRows * k, zeroed: false)
         // Pixel chunks: with enough pixels, chunks of ≤ chunkFloats per thread, balanced over the
         // threads; else one chunk as large as the scratch allows, its GEMM split over output channels.
-        var chunk = min(n, max(128, min(4096, Self.chunkFloats / k)))
+        var chunk = min(n, max(128, min(4096, min(Self.chunkFloats, Self.scratchFloats / threads) / k)))
         var chunks = (n + chunk - 1) / chunk
         let perPixel = threads > 1 && chunks >= threads && n >= 256 * threads
         if perPixel {
