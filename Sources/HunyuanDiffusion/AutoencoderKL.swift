@@ -235,7 +235,7 @@ public enum AutoencoderKLTensors {
 /// needs them. A resnet at P pixels holds 3·C·P floats when its channels stay C, and Cin·P + 2·Cout·P
 /// when they change; the up-sampling conv reads its low-resolution input directly (no 4× copy).
 /// Decoding 80×120 → 640×960 with the SD VAE peaks in the first resnet of the last level at
-/// (256 + 2·128)·614,400 floats ≈ 1.26 GB (+ ≤ 40 MB of im2col bands); encoding 640×640 peaks at
+/// (256 + 2·128)·614,400 floats ≈ 1.26 GB (+ ≤ 32 MB of im2col chunks); encoding 640×640 peaks at
 /// 3·128·409,600 floats ≈ 0.63 GB.
 public final class AutoencoderKL: @unchecked Sendable {
     public let config: AutoencoderKLConfig
@@ -286,7 +286,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         func stop() throws { if let shouldStop, shouldStop() { throw HYError.aborted() } }
         var h = height, w = width, ch = c.blockOutChannels[0]
         var x = FloatBuffer(ch * h * w, zeroed: false)
-        try image.withUnsafeBufferPointer { conv3x3(try conv3(e.convIn), $0.baseAddress!, height: h, width: w, upsample: false, x.p, pool: pool) }
+        try image.withUnsafeBufferPointer { try conv3(e.convIn).forward($0.baseAddress!, height: h, width: w, x.p, pool: pool) }
         trace.emit("encoder.conv_in", [ch, h, w], x.p)
         for (i, level) in e.levels.enumerated() {
             try stop()
@@ -307,7 +307,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         normSiLU(x.p, channels: ch, pixels: h * w, weight: e.normOutW, bias: e.normOutB, x.p, pool: pool)
         let lc = c.latentChannels
         var m = FloatBuffer(2 * lc * h * w, zeroed: false)
-        conv3x3(try conv3(e.convOut), x.p, height: h, width: w, upsample: false, m.p, pool: pool)
+        try conv3(e.convOut).forward(x.p, height: h, width: w, m.p, pool: pool)
         x = FloatBuffer(0)
         trace.emit("encoder.conv_out", [2 * lc, h, w], m.p)
         if let q = weights.quantConv {
@@ -341,7 +341,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         }
         var ch = c.blockOutChannels[c.blockOutChannels.count - 1]
         var x = FloatBuffer(ch * h * w, zeroed: false)
-        conv3x3(try conv3(d.convIn), z.p, height: h, width: w, upsample: false, x.p, pool: pool)
+        try conv3(d.convIn).forward(z.p, height: h, width: w, x.p, pool: pool)
         z = FloatBuffer(0)
         trace.emit("decoder.conv_in", [ch, h, w], x.p)
         try stop()
@@ -355,7 +355,7 @@ public final class AutoencoderKL: @unchecked Sendable {
             if let us = level.resample {
                 try stop()
                 let y = FloatBuffer(ch * 4 * h * w, zeroed: false)
-                conv3x3(try conv3(us), x.p, height: h, width: w, upsample: true, y.p, pool: pool)
+                try conv3(us).forward(x.p, height: h, width: w, y.p, pool: pool, upsample2x: true)
                 x = y; h *= 2; w *= 2
             }
             trace.emit("decoder.up_blocks.\(i)", [ch, h, w], x.p)
@@ -363,7 +363,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         normSiLU(x.p, channels: ch, pixels: h * w, weight: d.normOutW, bias: d.normOutB, x.p, pool: pool)
         let co = try conv3(d.convOut), n = c.outChannels * h * w
         return [Float](unsafeUninitializedCapacity: n) { buf, count in
-            conv3x3(co, x.p, height: h, width: w, upsample: false, buf.baseAddress!, pool: pool)
+            co.forward(x.p, height: h, width: w, buf.baseAddress!, pool: pool)
             count = n
         }
     }
@@ -402,19 +402,19 @@ public final class AutoencoderKL: @unchecked Sendable {
             try conv1(sc).forward(x.p, height: h, width: w, out.p, pool: pool)
             normSiLU(x.p, channels: ci, pixels: hw, weight: r.norm1W, bias: r.norm1B, x.p, pool: pool)
             let t = FloatBuffer(co * hw, zeroed: false)
-            conv3x3(c1, x.p, height: h, width: w, upsample: false, t.p, pool: pool)
+            c1.forward(x.p, height: h, width: w, t.p, pool: pool)
             normSiLU(t.p, channels: co, pixels: hw, weight: r.norm2W, bias: r.norm2B, t.p, pool: pool)
             let y = x.count >= co * hw ? x : FloatBuffer(co * hw, zeroed: false)
-            conv3x3(c2, t.p, height: h, width: w, upsample: false, y.p, pool: pool)
+            c2.forward(t.p, height: h, width: w, y.p, pool: pool)
             addInPlace(out.p, y.p, co * hw, pool: pool)
             return out
         }
         let a = FloatBuffer(ci * hw, zeroed: false)
         normSiLU(x.p, channels: ci, pixels: hw, weight: r.norm1W, bias: r.norm1B, a.p, pool: pool)
         let t = FloatBuffer(co * hw, zeroed: false)
-        conv3x3(c1, a.p, height: h, width: w, upsample: false, t.p, pool: pool)
+        c1.forward(a.p, height: h, width: w, t.p, pool: pool)
         normSiLU(t.p, channels: co, pixels: hw, weight: r.norm2W, bias: r.norm2B, t.p, pool: pool)
-        conv3x3(c2, t.p, height: h, width: w, upsample: false, a.p, pool: pool)
+        c2.forward(t.p, height: h, width: w, a.p, pool: pool)
         addInPlace(x.p, a.p, co * hw, pool: pool)
         return x
     }
@@ -464,58 +464,6 @@ public final class AutoencoderKL: @unchecked Sendable {
                 let o = out + j * rows
                 for i in 0..<rows { o[i] = x[i * cols + j] }
             }
-        }
-    }
-
-    /// A 3×3, stride-1, padding-1 convolution `cv` over x[C, h, w] → out[outC, h, w], or, with
-    /// `upsample`, over the nearest 2× up-sampled x (Upsample2D) → out[outC, 2h, 2w] without
-    /// materializing it: im2col rows read x at (iy >> 1, ix >> 1). Output rows go in bands so the
-    /// im2col buffer stays ≤ 32 MB. out must not overlap x.
-    private func conv3x3(_ cv: Conv2d, _ x: UnsafePointer<Float>, height h: Int, width w: Int, upsample: Bool,
-                         _ out: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
-        let s = upsample ? 1 : 0
-        let ho = h << s, wo = w << s, ci = cv.inChannels, oc = cv.outChannels, k = ci * 9
-        let bandRows = max(1, min(ho, (8 << 20) / max(k * wo, 1)))
-        let colsBuf = FloatBuffer(bandRows * wo * k, zeroed: false)
-        let yBuf = FloatBuffer(bandRows * wo * oc, zeroed: false)
-        let cols = colsBuf.p, y = yBuf.p
-        var r0 = 0
-        while r0 < ho {
-            let nr = min(bandRows, ho - r0), pixels = nr * wo
-            parallelRows(pool, pixels, minChunk: 64) { pr in
-                for pi in pr {
-                    let oy = r0 + pi / wo, ox = pi % wo
-                    let row = cols + pi * k
-                    let x0 = ox - 1, x2 = ox + 1
-                    let ok0 = x0 >= 0, ok2 = x2 < wo
-                    let c0 = x0 >> s, c1 = ox >> s, c2 = x2 >> s
-                    for ky in 0..<3 {
-                        let iy = oy - 1 + ky
-                        if iy < 0 || iy >= ho {
-                            for c in 0..<ci { let r = row + c * 9 + ky * 3; r[0] = 0; r[1] = 0; r[2] = 0 }
-                            continue
-                        }
-                        var src = x + (iy >> s) * w
-                        var idx = ky * 3
-                        for _ in 0..<ci {
-                            row[idx] = ok0 ? src[c0] : 0
-                            row[idx + 1] = src[c1]
-                            row[idx + 2] = ok2 ? src[c2] : 0
-                            src += h * w
-                            idx += 9
-                        }
-                    }
-                }
-            }
-            cv.linear.forward(cols, rows: pixels, y, pool: pool)
-            // y[p, oc] → out[oc, r0·wo + p]
-            parallelRows(pool, oc, minChunk: 4) { cr in
-                for c in cr {
-                    let o = out + c * ho * wo + r0 * wo
-                    for p in 0..<pixels { o[p] = y[p * oc + c] }
-                }
-            }
-            r0 += nr
         }
     }
 }

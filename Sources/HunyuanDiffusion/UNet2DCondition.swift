@@ -509,12 +509,11 @@ private final class Run {
                 }
             }
             if let conv = blk.resample {
+                // Upsample2D: nearest 2× then the conv, read through the conv (no 4× copy).
                 let h2 = 2 * x.h, w2 = 2 * x.w, cc = x.channels
-                let upx = ws.get(.a, cc * h2 * w2)
                 let y = Map(buf: FloatBuffer(batch * cc * h2 * w2, zeroed: false), channels: cc, h: h2, w: w2)
                 for b in 0..<batch {
-                    upsampleNearest2x(x.p + b * cc * x.hw, channels: cc, height: x.h, width: x.w, upx, pool: pool)
-                    conv.forward(upx, height: h2, width: w2, y.p + b * cc * y.hw, pool: pool)
+                    conv.forward(x.p + b * cc * x.hw, height: x.h, width: x.w, y.p + b * cc * y.hw, pool: pool, upsample2x: true)
                 }
                 x = y
             }

@@ -1,6 +1,7 @@
 // Convolution and resampling over channel-major images x[C, H, W] (one image at a time; batch by
-// looping): conv2d as im2col bands × the stored weight (any format, through `linear`), nearest and
-// bilinear up-sampling, max pooling — what the UNet, the VAE and U²-Net are built from.
+// looping): conv2d as the stored weight (any format) × im2col chunks, optionally over the nearest 2×
+// up-sampled input, nearest and bilinear up-sampling, max pooling — what the UNet, the VAE and U²-Net
+// are built from.
 
 /// Zero padding of a convolution, per side.
 public struct Padding2D: Sendable, Equatable {
@@ -50,59 +51,152 @@ public struct Conv2d: @unchecked Sendable {
         self.stride = stride; self.dilation = dilation; self.padding = padding
     }
 
-    /// Output size for an h × w input (PyTorch's floor formula).
-    public func outputSize(height h: Int, width w: Int) -> (Int, Int) {
-        let ho = (h + padding.top + padding.bottom - dilation * (kernelH - 1) - 1) / stride + 1
-        let wo = (w + padding.left + padding.right - dilation * (kernelW - 1) - 1) / stride + 1
+    /// Output size for an h × w input (PyTorch's floor formula); with `upsample2x`, for the 2h × 2w
+    /// nearest up-sampled input.
+    public func outputSize(height h: Int, width w: Int, upsample2x: Bool = false) -> (Int, Int) {
+        let s = upsample2x ? 1 : 0
+        let ho = ((h << s) + padding.top + padding.bottom - dilation * (kernelH - 1) - 1) / stride + 1
+        let wo = ((w << s) + padding.left + padding.right - dilation * (kernelW - 1) - 1) / stride + 1
         return (max(ho, 0), max(wo, 0))
     }
 
-    /// out[outC, Ho, Wo] = conv(x[inC, h, w]). Output rows are processed in bands so the im2col
-    /// buffer stays ≤ ~32 MB; the bias is added per channel. out must not overlap x.
+    /// Floats of scratch one call may hold for im2col chunks and a widened weight tile (each ≤ 32 MB).
+    /// Variables so tests can force several chunks and weight tiles on small shapes.
+    nonisolated(unsafe) static var scratchFloats = 8 << 20
+    /// im2col floats per thread chunk (≤ 8 MB, and all threads' chunks ≤ scratchFloats: enough pixels
+    /// per GEMM to reuse each weight row, few enough that the chunk is still cached when it is packed).
+    /// Chunks are at least 128 pixels, so a conv with K > 65,536 takes more.
+    nonisolated(unsafe) static var chunkFloats = 2 << 20
+
+    /// out[outC, Ho, Wo] = conv(x[inC, h, w]); with `upsample2x`, the convolution of the nearest 2×
+    /// up-sampled input (PyTorch `interpolate(scale_factor=2, mode="nearest")` then this conv: diffusers'
+    /// Upsample2D) without materializing it, (Ho, Wo) = `outputSize(height: h, width: w, upsample2x: true)`.
+    /// out must not overlap x. Splits over `pool` (output pixels, or output channels when there are few
+    /// pixels); scratch per call ≤ 32 MB of im2col chunks plus, for weights not stored as fp32, ≤ 32 MB
+    /// of widened weight rows.
+    ///
+    /// As a GEMM: out[outC, pixels] = W[outC, K] · cols[K, pixels] + b, K = inC·kh·kw, with cols built
+    /// per chunk of output pixels (rows of cols are contiguous runs of input rows: copies for stride 1)
+    /// and written straight into `out`; a 1×1 stride-1 unpadded conv multiplies x itself (no copy).
     public func forward(_ x: UnsafePointer<Float>, height h: Int, width w: Int, _ out: UnsafeMutablePointer<Float>,
-                        pool: ThreadPool?) {
-        let (ho, wo) = outputSize(height: h, width: w)
-        if ho == 0 || wo == 0 { return }
-        let k = inChannels * kernelH * kernelW, oc = outChannels
-        let pointwise = kernelH == 1 && kernelW == 1 && stride == 1 && padding == Padding2D(0)
-        let bandRows = max(1, min(ho, (8 << 20) / max(k * wo, 1)))
-        let cols = FloatBuffer(bandRows * wo * k, zeroed: false)
-        let y = FloatBuffer(bandRows * wo * oc, zeroed: false)
+                        pool: ThreadPool?, upsample2x: Bool = false) {
+        let (ho, wo) = outputSize(height: h, width: w, upsample2x: upsample2x)
+        if ho == 0 || wo == 0 || h == 0 || w == 0 { return }
+        let n = ho * wo, k = inChannels * kernelH * kernelW, oc = outChannels
+        let threads = max(1, pool?.threadCount ?? 1)
+        let direct = !upsample2x && kernelH == 1 && kernelW == 1 && stride == 1 && padding == Padding2D(0)
+        let wm = linear.weight
+        let inPlace = wm.format == .f32 && Int(bitPattern: wm.base) % 4 == 0
+        // Weight rows per GEMM: all of them in place, else tiles widened to fp32 (≤ scratchFloats).
+        let tileRows = inPlace ? oc : max(1, min(oc, Self.scratchFloats / k))
+        let wide = inPlace ? nil : FloatBuffer(tileRows * k, zeroed: false)
+        // Pixel chunks: with enough pixels, chunks of ≤ chunkFloats per thread, balanced over the
+        // threads; else one chunk as large as the scratch allows, its GEMM split over output channels.
+        var chunk = min(n, max(128, min(4096, min(Self.chunkFloats, Self.scratchFloats / threads) / k)))
+        var chunks = (n + chunk - 1) / chunk
+        let perPixel = threads > 1 && chunks >= threads && n >= 256 * threads
+        if perPixel {
+            chunks = (chunks + threads - 1) / threads * threads
+            chunk = (n + chunks - 1) / chunks
+            chunks = (n + chunk - 1) / chunk
+        } else {
+            chunk = min(n, max(128, Self.scratchFloats / k))
+        }
+        let slots = perPixel ? threads : 1
+        let cols = direct ? nil : FloatBuffer(slots * chunk * k, zeroed: false)
+        let bias = linear.bias
         var r0 = 0
-        while r0 < ho {
-            let nr = min(bandRows, ho - r0), pixels = nr * wo
-            // cols[p, (c, ky, kx)] for the band's output pixels p
-            parallelRows(pool, pixels, minChunk: 64) { pr in
-                for pi in pr {
-                    let oy = r0 + pi / wo, ox = pi % wo
-                    let row = cols.p + pi * k
-                    if pointwise {
-                        for c in 0..<inChannels { row[c] = x[(c * h + oy) * w + ox] }
-                        continue
+        while r0 < oc {
+            let nr = min(tileRows, oc - r0)
+            let a: UnsafePointer<Float>
+            if let wide {
+                parallelRows(pool, nr, minChunk: 16) { rr in for r in rr { wm.copyRow(r0 + r, into: wide.p + r * k) } }
+                a = UnsafePointer(wide.p)
+            } else {
+                a = wm.base.assumingMemoryBound(to: Float.self)
+            }
+            // Output pixels p0 ..< p0 + cnt for weight rows r0 ..< r0 + nr, the GEMM split over `gp`.
+            func run(_ p0: Int, _ cnt: Int, slot: Int, _ gp: ThreadPool?) {
+                let b: UnsafePointer<Float>, ldb: Int
+                if let cols {
+                    let c = cols.p + slot * chunk * k
+                    if gp != nil {
+                        parallelRows(gp, inChannels, minChunk: 8) { cr in im2col(x, h, w, upsample2x, wo, p0, cnt, cr, c) }
+                    } else {
+                        im2col(x, h, w, upsample2x, wo, p0, cnt, 0..<inChannels, c)
                     }
-                    var idx = 0
-                    for c in 0..<inChannels {
-                        let xc = x + c * h * w
-                        for ky in 0..<kernelH {
-                            let iy = oy * stride - padding.top + ky * dilation
-                            for kx in 0..<kernelW {
-                                let ix = ox * stride - padding.left + kx * dilation
-                                row[idx] = iy >= 0 && iy < h && ix >= 0 && ix < w ? xc[iy * w + ix] : 0
-                                idx += 1
-                            }
-                        }
+                    b = UnsafePointer(c); ldb = cnt
+                } else {
+                    b = x + p0; ldb = n
+                }
+                // The bias is the GEMM's initial C (β = 1), which also spares sgemm its zeroing pass.
+                let y = out + r0 * n + p0
+                if let bias {
+                    for r in 0..<nr { (y + r * n).update(repeating: bias[r0 + r], count: cnt) }
+                }
+                gemm(m: nr, n: cnt, k: k, a: a, lda: k, b: b, ldb: ldb, beta: bias == nil ? 0 : 1, c: y, ldc: n, pool: gp)
+            }
+            if perPixel, let pool {
+                pool.parallelFor(threads) { t in
+                    var c = t
+                    while c < chunks {
+                        let p0 = c * chunk
+                        run(p0, min(chunk, n - p0), slot: t, nil)
+                        c += threads
                     }
                 }
-            }
-            linear.forward(cols.p, rows: pixels, y.p, pool: pool)
-            // y[p, oc] → out[oc, r0·wo + p]
-            parallelRows(pool, oc, minChunk: 4) { cr in
-                for c in cr {
-                    let o = out + c * ho * wo + r0 * wo
-                    for p in 0..<pixels { o[p] = y.p[p * oc + c] }
+            } else {
+                var p0 = 0
+                while p0 < n {
+                    run(p0, min(chunk, n - p0), slot: 0, pool)
+                    p0 += chunk
                 }
             }
             r0 += nr
+        }
+    }
+
+    /// cols[(c, ky, kx), i] (row length `cnt`) = the input under tap (ky, kx) of channel c for output
+    /// pixel p0 + i (row-major over the wo-wide output), 0 in the padding, for channels `cr`. With `up`,
+    /// the input is read as its nearest 2× up-sampling: virtual (iy, ix) → x[iy >> 1, ix >> 1].
+    private func im2col(_ x: UnsafePointer<Float>, _ h: Int, _ w: Int, _ up: Bool, _ wo: Int, _ p0: Int, _ cnt: Int,
+                        _ cr: Range<Int>, _ cols: UnsafeMutablePointer<Float>) {
+        let u = up ? 1 : 0, hv = h << u, wv = w << u, s = stride
+        let oyFirst = p0 / wo, oyLast = (p0 + cnt - 1) / wo
+        for kx in 0..<kernelW {
+            // Output columns whose tap kx lands inside the (virtual) input: lo ..< hi.
+            let off = kx * dilation - padding.left                       // ix = ox·s + off
+            let lo = min(wo, max(0, off >= 0 ? 0 : (-off + s - 1) / s))
+            let hi = max(lo, min(wo, wv - 1 - off < 0 ? 0 : (wv - 1 - off) / s + 1))
+            for c in cr {
+                let xc = x + c * h * w
+                for ky in 0..<kernelH {
+                    var d = cols + ((c * kernelH + ky) * kernelW + kx) * cnt
+                    for oy in oyFirst...oyLast {
+                        let a = oy == oyFirst ? p0 - oy * wo : 0
+                        let b = oy == oyLast ? p0 + cnt - oy * wo : wo
+                        let iy = oy * s - padding.top + ky * dilation
+                        if iy < 0 || iy >= hv {
+                            d.update(repeating: 0, count: b - a)
+                            d += b - a
+                            continue
+                        }
+                        let src = xc + (iy >> u) * w
+                        let l = min(max(lo, a), b), r = max(min(hi, b), l)
+                        if l > a { d.update(repeating: 0, count: l - a) }
+                        let o = d + (l - a)
+                        if u == 0 && s == 1 {
+                            o.update(from: src + l + off, count: r - l)
+                        } else if s == 1 {
+                            for ox in l..<r { o[ox - l] = src[(ox + off) >> 1] }
+                        } else {
+                            for ox in l..<r { o[ox - l] = src[(ox * s + off) >> u] }
+                        }
+                        if b > r { (d + (r - a)).update(repeating: 0, count: b - r) }
+                        d += b - a
+                    }
+                }
+            }
         }
     }
 }

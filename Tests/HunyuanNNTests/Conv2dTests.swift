@@ -1,0 +1,125 @@
+import XCTest
+@testable import HunyuanNN
+
+/// Conv2d against a float64 direct convolution (PyTorch's definition written out loop by loop) over
+/// the shapes the networks use — 3×3 stride 1 and 2 (symmetric and asymmetric padding), 1×1, 7×7
+/// dilated, the nearest-2× up-sampled input — on odd sizes, f32 and f16 weights, with and without
+/// bias, inline and on 2 threads, and with the scratch shrunk so several chunks and weight tiles run.
+final class Conv2dTests: XCTestCase {
+    static let pool = ThreadPool(threads: 2)
+    var seed: UInt64 = 11
+    func rnd() -> Float { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return Float(Int64(bitPattern: seed >> 11) % 2000) / 1000 - 1 }
+
+    struct Shape: CustomStringConvertible {
+        var cin: Int, cout: Int, k: Int, stride = 1, pad = Padding2D(0), dil = 1, up = false
+        var description: String { "\(cin)→\(cout) \(k)×\(k) s\(stride) pad \(pad.top),\(pad.left),\(pad.bottom),\(pad.right) d\(dil)\(up ? " up2x" : "")" }
+    }
+
+    /// A [cout, cin, k, k] weight tensor of `values` in `dtype` (f32 or f16) and the values it holds.
+    func weightTensor(_ values: [Float], _ s: Shape, f16: Bool) -> (Tensor, [Float]) {
+        let shape = [s.cout, s.cin, s.k, s.k]
+        if !f16 { return (Tensor(name: "w", shape: shape, floats: values), values) }
+        let bits = values.map { Float16($0).bitPattern }
+        let box = FloatBuffer((bits.count + 1) / 2, zeroed: false)
+        bits.withUnsafeBytes { UnsafeMutableRawPointer(box.p).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let t = Tensor(name: "w", dtype: .f16, shape: shape, data: UnsafeRawBufferPointer(start: box.p, count: 2 * bits.count), owner: box)
+        return (t, values.map { Float(Float16($0)) })
+    }
+
+    /// The direct convolution of x[cin, h, w] (read up-sampled when s.up) in float64.
+    func reference(_ s: Shape, _ w: [Float], _ b: [Float]?, _ x: [Float], h: Int, wd: Int, ho: Int, wo: Int) -> [Double] {
+        let u = s.up ? 1 : 0, hv = h << u, wv = wd << u
+        var ref = [Double](repeating: 0, count: s.cout * ho * wo)
+        for o in 0..<s.cout { for oy in 0..<ho { for ox in 0..<wo {
+            var acc = Double(b?[o] ?? 0)
+            for i in 0..<s.cin { for ky in 0..<s.k { for kx in 0..<s.k {
+                let iy = oy * s.stride - s.pad.top + ky * s.dil, ix = ox * s.stride - s.pad.left + kx * s.dil
+                if iy < 0 || iy >= hv || ix < 0 || ix >= wv { continue }
+                acc += Double(w[((o * s.cin + i) * s.k + ky) * s.k + kx]) * Double(x[(i * h + (iy >> u)) * wd + (ix >> u)])
+            } } }
+            ref[(o * ho + oy) * wo + ox] = acc
+        } } }
+        return ref
+    }
+
+    func check(_ s: Shape, sizes: [(Int, Int)], file: StaticString = #filePath, line: UInt = #line) throws {
+        for f16 in [false, true] { for withBias in [false, true] {
+            let (wt, wv) = weightTensor((0..<(s.cout * s.cin * s.k * s.k)).map { _ in rnd() }, s, f16: f16)
+            let bv = withBias ? (0..<s.cout).map { _ in rnd() } : nil
+            let conv = try Conv2d(weight: wt, bias: bv.map { Tensor(name: "b", shape: [s.cout], floats: $0) }, inChannels: s.cin,
+                                  outChannels: s.cout, kernel: (s.k, s.k), stride: s.stride, padding: s.pad, dilation: s.dil)
+            for (h, w) in sizes {
+                let x = (0..<(s.cin * h * w)).map { _ in rnd() }
+                let (ho, wo) = conv.outputSize(height: h, width: w, upsample2x: s.up)
+                let ref = reference(s, wv, bv, x, h: h, wd: w, ho: ho, wo: wo)
+                for pool in [nil, Self.pool] {
+                    var out = [Float](repeating: .nan, count: ref.count)
+                    x.withUnsafeBufferPointer { xp in
+                        out.withUnsafeMutableBufferPointer {
+                            conv.forward(xp.baseAddress!, height: h, width: w, $0.baseAddress!, pool: pool, upsample2x: s.up)
+                        }
+                    }
+                    let err = zip(out, ref).reduce(0.0) { max($0, abs(Double($1.0) - $1.1)) }
+                    XCTAssertLessThan(err, 1e-5 * Double(s.cin * s.k * s.k).squareRoot(),
+                                      "\(s) \(h)×\(w) f16 \(f16) bias \(withBias) threads \(pool?.threadCount ?? 1)", file: file, line: line)
+                }
+            }
+        } }
+    }
+
+    static let odd = [(1, 1), (1, 17), (2, 5), (5, 2), (5, 17), (17, 5), (17, 17)]
+
+    func testThreeByThree() throws {
+        try check(Shape(cin: 5, cout: 7, k: 3, pad: Padding2D(1)), sizes: Self.odd)
+        try check(Shape(cin: 5, cout: 7, k: 3, stride: 2, pad: Padding2D(1)), sizes: Self.odd)
+        try check(Shape(cin: 5, cout: 7, k: 3, stride: 2, pad: Padding2D(top: 0, left: 0, bottom: 1, right: 1)), sizes: Self.odd)
+    }
+
+    func testPointwiseAndGeneralKernels() throws {
+        try check(Shape(cin: 6, cout: 5, k: 1), sizes: Self.odd)
+        try check(Shape(cin: 3, cout: 4, k: 1, stride: 2, pad: Padding2D(1)), sizes: Self.odd)
+        try check(Shape(cin: 3, cout: 4, k: 7, pad: Padding2D(6), dil: 2), sizes: Self.odd)
+        try check(Shape(cin: 2, cout: 3, k: 7, stride: 3, pad: Padding2D(top: 3, left: 1, bottom: 0, right: 2)), sizes: Self.odd)
+    }
+
+    func testUpsampledInput() throws {
+        try check(Shape(cin: 5, cout: 7, k: 3, pad: Padding2D(1), up: true), sizes: Self.odd)
+        try check(Shape(cin: 4, cout: 3, k: 3, stride: 2, pad: Padding2D(1), dil: 2, up: true), sizes: Self.odd)
+        try check(Shape(cin: 4, cout: 3, k: 1, up: true), sizes: [(2, 5), (5, 17)])
+    }
+
+    /// Sizes large enough for the per-pixel thread split, and a scratch so small that the weight is
+    /// widened in several row tiles and the pixels go in many chunks.
+    func testChunksAndWeightTiles() throws {
+        let sizes = [(40, 33), (23, 40)]
+        try check(Shape(cin: 16, cout: 24, k: 3, pad: Padding2D(1)), sizes: sizes)
+        try check(Shape(cin: 16, cout: 24, k: 1), sizes: sizes)
+        let (s0, c0) = (Conv2d.scratchFloats, Conv2d.chunkFloats)
+        defer { Conv2d.scratchFloats = s0; Conv2d.chunkFloats = c0 }
+        Conv2d.scratchFloats = 1000; Conv2d.chunkFloats = 1000
+        try check(Shape(cin: 16, cout: 24, k: 3, pad: Padding2D(1), up: true), sizes: [(20, 17), (3, 40)])
+        try check(Shape(cin: 16, cout: 24, k: 3, stride: 2, pad: Padding2D(top: 0, left: 0, bottom: 1, right: 1)), sizes: sizes)
+        try check(Shape(cin: 16, cout: 24, k: 1), sizes: sizes)
+    }
+
+    /// The up-sampled read equals materializing the up-sampling, then convolving.
+    func testUpsampleOptionEqualsUpsampleThenConv() throws {
+        let s = Shape(cin: 8, cout: 6, k: 3, pad: Padding2D(1))
+        let (wt, _) = weightTensor((0..<(s.cout * s.cin * 9)).map { _ in rnd() }, s, f16: true)
+        let conv = try Conv2d(weight: wt, bias: Tensor(name: "b", shape: [s.cout], floats: (0..<s.cout).map { _ in rnd() }),
+                              inChannels: s.cin, outChannels: s.cout, kernel: (3, 3), padding: Padding2D(1))
+        for (h, w) in [(1, 1), (5, 17), (24, 31)] {
+            let x = (0..<(s.cin * h * w)).map { _ in rnd() }
+            var up = [Float](repeating: 0, count: s.cin * 4 * h * w)
+            var a = [Float](repeating: .nan, count: s.cout * 4 * h * w), b = a
+            x.withUnsafeBufferPointer { xp in
+                up.withUnsafeMutableBufferPointer { upsampleNearest2x(xp.baseAddress!, channels: s.cin, height: h, width: w, $0.baseAddress!, pool: Self.pool) }
+                a.withUnsafeMutableBufferPointer { conv.forward(xp.baseAddress!, height: h, width: w, $0.baseAddress!, pool: Self.pool, upsample2x: true) }
+            }
+            up.withUnsafeBufferPointer { u in
+                b.withUnsafeMutableBufferPointer { conv.forward(u.baseAddress!, height: 2 * h, width: 2 * w, $0.baseAddress!, pool: Self.pool) }
+            }
+            XCTAssertEqual(a, b, "\(h)×\(w)")
+        }
+    }
+}
