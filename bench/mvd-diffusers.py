@@ -89,8 +89,12 @@ def main():
     ap.add_argument("--stages", action="store_true", help="time the single stages too when --steps is given")
     ap.add_argument("--hunyuan3d", help="checkout of Tencent/Hunyuan3D-1 (use its official pipeline class)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--check", action="store_true",
+                    help="only load every component strictly (no missing / unexpected tensors) and report; exit 1 on a mismatch")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.check:
+        sys.exit(check_folder(a.model))
     torch.manual_seed(a.seed)
     dev, dt = torch.device("cpu"), torch.float32
     rows = []
@@ -120,7 +124,7 @@ def main():
         from mvd.hunyuan3d_mvd_lite_pipeline import Hunyuan3d_MVD_Lite_Pipeline, RefOnlyNoisedUNet
         log("loading the official Hunyuan3d_MVD_Lite_Pipeline …")
         pipe, tl_all = timed(lambda: Hunyuan3d_MVD_Lite_Pipeline.from_pretrained(d, torch_dtype=dt).to(dev))
-        log(f"from_pretrained: {fmt(tl_all)} s")
+        add("load (from_pretrained, whole pipeline)", tl_all, 0.0)
         ramp = pipe.config.ramping_coefficients
         fe_vae, fe_clip, tok, sched = pipe.feature_extractor_vae, pipe.feature_extractor_clip, pipe.tokenizer, pipe.scheduler
     else:
@@ -215,6 +219,37 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|")
     for stage, l, s, r in rows:
         print(f"| {stage} | {fmt(l)} | {fmt(s)} | - | - | - | {fmt(r)} |")
+
+
+def check_folder(d):
+    """Loads each component of the folder with diffusers / transformers, reporting missing and
+    unexpected tensors (output_loading_info) and the parameter counts; 0 when all are exact."""
+    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
+    from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+    bad = 0
+    for cls, sub in [(UNet2DConditionModel, "unet"), (AutoencoderKL, "vae"), (CLIPTextModel, "text_encoder"),
+                     (CLIPVisionModelWithProjection, "vision_encoder")]:
+        kw = dict(low_cpu_mem_usage=False) if sub in ("unet", "vae") else {}
+        m, info = cls.from_pretrained(d, subfolder=sub, torch_dtype=torch.float32, output_loading_info=True, **kw)
+        miss, unexp = info.get("missing_keys", []), info.get("unexpected_keys", [])
+        mism = info.get("mismatched_keys", [])
+        n = sum(p.numel() for p in m.parameters())
+        finite = all(torch.isfinite(p).all() for p in m.parameters())
+        print(f"{sub}: {cls.__name__}, {n:,} parameters, missing {len(miss)}, unexpected {len(unexp)}, "
+              f"mismatched {len(mism)}, finite {finite}" + (f" {miss[:3]} {unexp[:3]}" if miss or unexp else ""))
+        bad += len(miss) + len(unexp) + len(mism) + (not finite)
+        del m
+    tok = CLIPTokenizer.from_pretrained(d, subfolder="tokenizer")
+    ids = tok("", padding="max_length", max_length=tok.model_max_length).input_ids
+    print(f"tokenizer: {len(tok)} tokens, model_max_length {tok.model_max_length}, '' -> {ids[:4]}… ({len(ids)})")
+    bad += len(tok) != 49408 or ids[:3] != [49406, 49407, 0]
+    s = EulerAncestralDiscreteScheduler.from_pretrained(d, subfolder="scheduler")
+    fv = CLIPImageProcessor.from_pretrained(d, subfolder="feature_extractor_vae")
+    fc = CLIPImageProcessor.from_pretrained(d, subfolder="feature_extractor_clip")
+    print(f"scheduler: {s.config.prediction_type}, {s.config.timestep_spacing}; feature_extractor_vae {fv.crop_size}, "
+          f"feature_extractor_clip {fc.crop_size}")
+    print("OK" if bad == 0 else f"{bad} problems")
+    return 0 if bad == 0 else 1
 
 
 def run_lite(d, im, steps, ramp, fe_vae, fe_clip, tok, sched, dt):
