@@ -20,7 +20,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     SVRMEvalCommand.self,
     SVRMRandomCommand.self,
     ReconstructCommand.self,
-    ViewsCommand.self, MVDEvalCommand.self,
+    ViewsCommand.self, MVDEvalCommand.self, MVDRandomCommand.self, MVDBenchCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,
