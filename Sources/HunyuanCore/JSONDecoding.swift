@@ -22,6 +22,14 @@ extension JSONValue {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// The value at `key`, or `fallback` when the key is absent or null (a config's documented
+    /// default); a present value of the wrong type is still an error.
+    public func decode<T: Decodable>(_ key: Key, default fallback: T) throws -> T {
+        try decodeIfPresent(T.self, forKey: key) ?? fallback
+    }
+}
+
 private struct JSONKey: CodingKey {
     var stringValue: String
     var intValue: Int?

@@ -43,23 +43,22 @@ public struct AutoencoderKLConfig: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        func get<T: Decodable>(_ k: CodingKeys, _ d: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? d }
-        inChannels = try get(.inChannels, inChannels)
-        outChannels = try get(.outChannels, outChannels)
-        downBlockTypes = try get(.downBlockTypes, downBlockTypes)
-        upBlockTypes = try get(.upBlockTypes, upBlockTypes)
-        blockOutChannels = try get(.blockOutChannels, blockOutChannels)
-        layersPerBlock = try get(.layersPerBlock, layersPerBlock)
-        actFn = try get(.actFn, actFn)
-        latentChannels = try get(.latentChannels, latentChannels)
-        normNumGroups = try get(.normNumGroups, normNumGroups)
-        sampleSize = try get(.sampleSize, sampleSize)
-        scalingFactor = try get(.scalingFactor, scalingFactor)
+        inChannels = try c.decode(.inChannels, default: inChannels)
+        outChannels = try c.decode(.outChannels, default: outChannels)
+        downBlockTypes = try c.decode(.downBlockTypes, default: downBlockTypes)
+        upBlockTypes = try c.decode(.upBlockTypes, default: upBlockTypes)
+        blockOutChannels = try c.decode(.blockOutChannels, default: blockOutChannels)
+        layersPerBlock = try c.decode(.layersPerBlock, default: layersPerBlock)
+        actFn = try c.decode(.actFn, default: actFn)
+        latentChannels = try c.decode(.latentChannels, default: latentChannels)
+        normNumGroups = try c.decode(.normNumGroups, default: normNumGroups)
+        sampleSize = try c.decode(.sampleSize, default: sampleSize)
+        scalingFactor = try c.decode(.scalingFactor, default: scalingFactor)
         shiftFactor = try c.decodeIfPresent(Float.self, forKey: .shiftFactor)
-        forceUpcast = try get(.forceUpcast, forceUpcast)
-        useQuantConv = try get(.useQuantConv, useQuantConv)
-        usePostQuantConv = try get(.usePostQuantConv, usePostQuantConv)
-        midBlockAddAttention = try get(.midBlockAddAttention, midBlockAddAttention)
+        forceUpcast = try c.decode(.forceUpcast, default: forceUpcast)
+        useQuantConv = try c.decode(.useQuantConv, default: useQuantConv)
+        usePostQuantConv = try c.decode(.usePostQuantConv, default: usePostQuantConv)
+        midBlockAddAttention = try c.decode(.midBlockAddAttention, default: midBlockAddAttention)
     }
 
     /// Spatial factor between image and latent: 2^(levels − 1).

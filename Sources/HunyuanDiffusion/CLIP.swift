@@ -73,19 +73,18 @@ public struct CLIPTextConfig: Decodable, Sendable, Equatable {
             fromCombinedConfig = true
             return
         }
-        func get<T: Decodable>(_ k: CodingKeys, _ d: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? d }
-        vocabSize = try get(.vocabSize, vocabSize)
-        hiddenSize = try get(.hiddenSize, hiddenSize)
-        intermediateSize = try get(.intermediateSize, intermediateSize)
-        numHiddenLayers = try get(.numHiddenLayers, numHiddenLayers)
-        numAttentionHeads = try get(.numAttentionHeads, numAttentionHeads)
-        maxPositionEmbeddings = try get(.maxPositionEmbeddings, maxPositionEmbeddings)
-        hiddenAct = try get(.hiddenAct, hiddenAct)
-        layerNormEps = try get(.layerNormEps, layerNormEps)
-        projectionDim = try get(.projectionDim, projectionDim)
-        bosTokenId = try get(.bosTokenId, bosTokenId)
-        eosTokenId = try get(.eosTokenId, eosTokenId)
-        padTokenId = try get(.padTokenId, padTokenId)
+        vocabSize = try c.decode(.vocabSize, default: vocabSize)
+        hiddenSize = try c.decode(.hiddenSize, default: hiddenSize)
+        intermediateSize = try c.decode(.intermediateSize, default: intermediateSize)
+        numHiddenLayers = try c.decode(.numHiddenLayers, default: numHiddenLayers)
+        numAttentionHeads = try c.decode(.numAttentionHeads, default: numAttentionHeads)
+        maxPositionEmbeddings = try c.decode(.maxPositionEmbeddings, default: maxPositionEmbeddings)
+        hiddenAct = try c.decode(.hiddenAct, default: hiddenAct)
+        layerNormEps = try c.decode(.layerNormEps, default: layerNormEps)
+        projectionDim = try c.decode(.projectionDim, default: projectionDim)
+        bosTokenId = try c.decode(.bosTokenId, default: bosTokenId)
+        eosTokenId = try c.decode(.eosTokenId, default: eosTokenId)
+        padTokenId = try c.decode(.padTokenId, default: padTokenId)
     }
 
     /// Checks the sizes and the activation; errors name the key.
@@ -131,17 +130,16 @@ public struct CLIPVisionConfig: Decodable, Sendable, Equatable {
             fromCombinedConfig = true
             return
         }
-        func get<T: Decodable>(_ k: CodingKeys, _ d: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? d }
-        hiddenSize = try get(.hiddenSize, hiddenSize)
-        intermediateSize = try get(.intermediateSize, intermediateSize)
-        projectionDim = try get(.projectionDim, projectionDim)
-        numHiddenLayers = try get(.numHiddenLayers, numHiddenLayers)
-        numAttentionHeads = try get(.numAttentionHeads, numAttentionHeads)
-        numChannels = try get(.numChannels, numChannels)
-        imageSize = try get(.imageSize, imageSize)
-        patchSize = try get(.patchSize, patchSize)
-        hiddenAct = try get(.hiddenAct, hiddenAct)
-        layerNormEps = try get(.layerNormEps, layerNormEps)
+        hiddenSize = try c.decode(.hiddenSize, default: hiddenSize)
+        intermediateSize = try c.decode(.intermediateSize, default: intermediateSize)
+        projectionDim = try c.decode(.projectionDim, default: projectionDim)
+        numHiddenLayers = try c.decode(.numHiddenLayers, default: numHiddenLayers)
+        numAttentionHeads = try c.decode(.numAttentionHeads, default: numAttentionHeads)
+        numChannels = try c.decode(.numChannels, default: numChannels)
+        imageSize = try c.decode(.imageSize, default: imageSize)
+        patchSize = try c.decode(.patchSize, default: patchSize)
+        hiddenAct = try c.decode(.hiddenAct, default: hiddenAct)
+        layerNormEps = try c.decode(.layerNormEps, default: layerNormEps)
     }
 
     /// Patches along each side (image_size / patch_size).

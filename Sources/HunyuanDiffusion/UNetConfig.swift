@@ -163,12 +163,12 @@ extension UNetConfig: Decodable {
             if let v = try k.decodeIfPresent(Double.self, forKey: key), v != allowed { throw unsupported(key, "\(v)", "\(allowed)") }
         }
 
-        inChannels = try k.decodeIfPresent(Int.self, forKey: .in_channels) ?? inChannels
-        outChannels = try k.decodeIfPresent(Int.self, forKey: .out_channels) ?? outChannels
-        blockOutChannels = try k.decodeIfPresent([Int].self, forKey: .block_out_channels) ?? blockOutChannels
+        inChannels = try k.decode(.in_channels, default: inChannels)
+        outChannels = try k.decode(.out_channels, default: outChannels)
+        blockOutChannels = try k.decode(.block_out_channels, default: blockOutChannels)
         let n = blockOutChannels.count
-        downBlockTypes = try k.decodeIfPresent([String].self, forKey: .down_block_types) ?? downBlockTypes
-        upBlockTypes = try k.decodeIfPresent([String].self, forKey: .up_block_types) ?? upBlockTypes
+        downBlockTypes = try k.decode(.down_block_types, default: downBlockTypes)
+        upBlockTypes = try k.decode(.up_block_types, default: upBlockTypes)
         layersPerBlock = try k.decodeIfPresent(IntOrList.self, forKey: .layers_per_block)?.perLevel(n) ?? [Int](repeating: 2, count: n)
         try requireNull(.num_attention_heads)   // diffusers itself refuses it (issue #2011)
         heads = try k.decodeIfPresent(IntOrList.self, forKey: .attention_head_dim)?.perLevel(n) ?? [Int](repeating: 8, count: n)
@@ -187,19 +187,19 @@ extension UNetConfig: Decodable {
             }
             crossAttentionDim = c
         }
-        useLinearProjection = try k.decodeIfPresent(Bool.self, forKey: .use_linear_projection) ?? useLinearProjection
+        useLinearProjection = try k.decode(.use_linear_projection, default: useLinearProjection)
         guard let groups = try k.decodeIfPresent(Int.self, forKey: .norm_num_groups) ?? (k.contains(.norm_num_groups) ? nil : 32) else {
             throw unsupported(.norm_num_groups, "null", "an integer")
         }
         normNumGroups = groups
-        normEps = try k.decodeIfPresent(Float.self, forKey: .norm_eps) ?? normEps
-        flipSinToCos = try k.decodeIfPresent(Bool.self, forKey: .flip_sin_to_cos) ?? flipSinToCos
-        freqShift = try k.decodeIfPresent(Float.self, forKey: .freq_shift) ?? freqShift
+        normEps = try k.decode(.norm_eps, default: normEps)
+        flipSinToCos = try k.decode(.flip_sin_to_cos, default: flipSinToCos)
+        freqShift = try k.decode(.freq_shift, default: freqShift)
         timeEmbeddingDim = try k.decodeIfPresent(Int.self, forKey: .time_embedding_dim)
-        downsamplePadding = try k.decodeIfPresent(Int.self, forKey: .downsample_padding) ?? downsamplePadding
-        convInKernel = try k.decodeIfPresent(Int.self, forKey: .conv_in_kernel) ?? convInKernel
-        convOutKernel = try k.decodeIfPresent(Int.self, forKey: .conv_out_kernel) ?? convOutKernel
-        upcastAttention = try k.decodeIfPresent(Bool.self, forKey: .upcast_attention) ?? upcastAttention
+        downsamplePadding = try k.decode(.downsample_padding, default: downsamplePadding)
+        convInKernel = try k.decode(.conv_in_kernel, default: convInKernel)
+        convOutKernel = try k.decode(.conv_out_kernel, default: convOutKernel)
+        upcastAttention = try k.decode(.upcast_attention, default: upcastAttention)
         sampleSize = try? k.decodeIfPresent(Int.self, forKey: .sample_size)
 
         // What this port does not implement.

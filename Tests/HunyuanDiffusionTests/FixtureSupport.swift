@@ -92,16 +92,8 @@ final class RandomWeights: WeightBinder {
     let dtype: DType
     init(seed: UInt64, dtype: DType = .f32) { rng = SplitMix(seed: seed); self.dtype = dtype }
 
-    /// With `shareByShape`, one random matrix per distinct shape serves every tensor of that shape
-    /// (benchmarks: fast to make, and the full-size SD2 UNet fits in ~0.5 GB).
-    var shareByShape = false
-    private var byShape: [[Int]: WeightMatrix] = [:]
-
     func matrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
-        if shareByShape, let m = byShape[shape] { return m }
-        let m = try makeMatrix(name, shape: shape)
-        if shareByShape { byShape[shape] = m }
-        return m
+        try makeMatrix(name, shape: shape)
     }
 
     private func makeMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
@@ -123,5 +115,33 @@ final class RandomWeights: WeightBinder {
     func vector(_ name: String, shape: [Int]) throws -> [Float] {
         let n = shape.reduce(1, *), base: Float = name.hasSuffix(".weight") ? 1 : 0
         return (0..<n).map { _ in base + 0.1 * rng.normal() }
+    }
+}
+
+// MARK: - Support shared by the diffusion component tests
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+extension String {
+    func replacingOccurrences(_ a: String, _ b: String) -> String {
+        var out = "", rest = Substring(self)
+        while let r = rest.range(of: a) { out += rest[..<r.lowerBound] + b; rest = rest[r.upperBound...] }
+        return out + rest
+    }
+}
+
+extension Substring {
+    func range(of s: String) -> Range<Substring.Index>? {
+        guard !s.isEmpty, s.count <= count else { return nil }
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].hasPrefix(s) { return i..<index(i, offsetBy: s.count) }
+            i = index(after: i)
+        }
+        return nil
     }
 }
