@@ -41,6 +41,18 @@ public struct AutoencoderKLConfig: Decodable, Sendable, Equatable {
 
     public init() {}
 
+    /// The Stable Diffusion 2 VAE (stabilityai/stable-diffusion-2 `vae/config.json`), 83,653,863
+    /// parameters — the VAE of Hunyuan3D-1.0's lite multi-view diffusion.
+    public static var stableDiffusion2: AutoencoderKLConfig {
+        var c = AutoencoderKLConfig()
+        c.blockOutChannels = [128, 256, 512, 512]
+        c.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
+        c.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: 4)
+        c.layersPerBlock = 2
+        c.sampleSize = 768
+        return c
+    }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         inChannels = try c.decode(.inChannels, default: inChannels)

@@ -66,6 +66,15 @@ public struct CLIPTextConfig: Decodable, Sendable, Equatable {
 
     public init() {}
 
+    /// OpenCLIP ViT-H/14's text tower as transformers' CLIPTextModel, 23 layers (Stable Diffusion 2's
+    /// `text_encoder/config.json`), 340,387,840 parameters.
+    public static var openCLIPH: CLIPTextConfig {
+        var t = CLIPTextConfig()
+        t.hiddenSize = 1024; t.numHiddenLayers = 23; t.numAttentionHeads = 16; t.intermediateSize = 4096
+        t.hiddenAct = "gelu"; t.projectionDim = 1024
+        return t
+    }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         if let nested = try c.decodeIfPresent(CLIPTextConfig.self, forKey: .textConfig) {
@@ -122,6 +131,15 @@ public struct CLIPVisionConfig: Decodable, Sendable, Equatable {
     }
 
     public init() {}
+
+    /// CLIP ViT-H/14 at 224 px with a 1024 projection (CLIPVisionModelWithProjection),
+    /// 632,076,800 parameters.
+    public static var vitH14: CLIPVisionConfig {
+        var v = CLIPVisionConfig()
+        v.hiddenSize = 1280; v.numHiddenLayers = 32; v.numAttentionHeads = 16; v.intermediateSize = 5120
+        v.patchSize = 14; v.imageSize = 224; v.projectionDim = 1024; v.hiddenAct = "gelu"
+        return v
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -26,19 +26,11 @@ struct MVDLiteShapes {
     var clipPixels: Int
 
     static var full: MVDLiteShapes {
-        var vae = AutoencoderKLConfig()
-        vae.blockOutChannels = [128, 256, 512, 512]
-        vae.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
-        vae.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: 4)
-        vae.layersPerBlock = 2
-        vae.sampleSize = 768
-        var t = CLIPTextConfig()
-        t.hiddenSize = 1024; t.numHiddenLayers = 23; t.numAttentionHeads = 16; t.intermediateSize = 4096
-        t.hiddenAct = "gelu"; t.projectionDim = 512; t.bosTokenId = 0; t.eosTokenId = 2; t.padTokenId = 1
-        var v = CLIPVisionConfig()
-        v.hiddenSize = 1280; v.numHiddenLayers = 32; v.numAttentionHeads = 16; v.intermediateSize = 5120
-        v.patchSize = 14; v.imageSize = 224; v.projectionDim = 1024; v.hiddenAct = "gelu"
-        return MVDLiteShapes(unet: .stableDiffusion2, vae: vae, text: t, vision: v, condPixels: 640, clipPixels: 224)
+        var t = CLIPTextConfig.openCLIPH
+        // SD2's text config: projection 512 (unused by CLIPTextModel), ids as its tokenizer numbers them
+        t.projectionDim = 512; t.bosTokenId = 0; t.eosTokenId = 2; t.padTokenId = 1
+        return MVDLiteShapes(unet: .stableDiffusion2, vae: .stableDiffusion2, text: t, vision: .vitH14,
+                             condPixels: 640, clipPixels: 224)
     }
 
     static var tiny: MVDLiteShapes {

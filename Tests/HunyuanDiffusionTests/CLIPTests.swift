@@ -102,13 +102,9 @@ final class CLIPTests: XCTestCase {
     /// CLIP ViT-H/14 vision with a 1024 projection: hidden 1280, 32 layers, 16 heads, intermediate
     /// 5120, patch 14 at 224.
     func testFullSizeParameterCounts() throws {
-        var t = CLIPTextConfig()
-        t.hiddenSize = 1024; t.numHiddenLayers = 23; t.numAttentionHeads = 16; t.intermediateSize = 4096
-        t.hiddenAct = "gelu"; t.projectionDim = 1024
+        let t = CLIPTextConfig.openCLIPH
         XCTAssertEqual(try CLIPTensors.textTable(for: t).parameterCount, 340_387_840)
-        var v = CLIPVisionConfig()
-        v.hiddenSize = 1280; v.numHiddenLayers = 32; v.numAttentionHeads = 16; v.intermediateSize = 5120
-        v.patchSize = 14; v.imageSize = 224; v.projectionDim = 1024; v.hiddenAct = "gelu"
+        let v = CLIPVisionConfig.vitH14
         let vt = try CLIPTensors.visionTable(for: v)
         XCTAssertEqual(vt.parameterCount, 632_076_800)
         XCTAssertEqual(vt.entry("vision_model.embeddings.position_embedding.weight")?.shape, [257, 1280])

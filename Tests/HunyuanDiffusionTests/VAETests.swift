@@ -101,12 +101,7 @@ final class VAETests: XCTestCase {
 
     /// SD2's VAE (stabilityai/stable-diffusion-2 vae/config.json): 83,653,863 parameters.
     func testFullSizeParameterCount() throws {
-        var c = AutoencoderKLConfig()
-        c.blockOutChannels = [128, 256, 512, 512]
-        c.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
-        c.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: 4)
-        c.layersPerBlock = 2
-        c.sampleSize = 768
+        let c = AutoencoderKLConfig.stableDiffusion2
         let t = try AutoencoderKLTensors.table(for: c)
         XCTAssertEqual(t.parameterCount, 83_653_863)
         XCTAssertEqual(c.scaleFactor, 8)
