@@ -42,6 +42,15 @@ bool hyi_cpu_has_avx_vnni(void) {
 #endif
 }
 
+bool hyi_cpu_has_avx512_bf16(void) {
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 10))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
+
 const char *hyi_image_path(void) {
     Dl_info info;
     if (dladdr((const void *)&hyi_image_path, &info) != 0 && info.dli_fname != NULL) return info.dli_fname;

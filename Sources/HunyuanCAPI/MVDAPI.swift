@@ -34,7 +34,8 @@ final class ViewsHandle {
 
 @_cdecl("hy_mvd_default_params")
 public func hy_mvd_default_params_impl() -> hy_mvd_params {
-    hy_mvd_params(struct_size: UInt32(MemoryLayout<hy_mvd_params>.size), n_threads: 0, variant: nil)
+    hy_mvd_params(struct_size: UInt32(MemoryLayout<hy_mvd_params>.size), n_threads: 0, variant: nil,
+                  compute: Int32(HY_COMPUTE_FP32.rawValue))
 }
 
 @_cdecl("hy_mvd_load")
@@ -48,7 +49,14 @@ public func hy_mvd_load_impl(_ path: UnsafePointer<CChar>?, _ params: UnsafePoin
         guard prm.n_threads >= 0 else { throw HYError.invalidArgument("hy_mvd_params.n_threads is \(prm.n_threads)") }
         let variant = try prm.variant.map { try utf8Arg($0, "hy_mvd_params.variant") }
         if let v = variant, v.isEmpty || v.contains("/") { throw HYError.invalidArgument("hy_mvd_params.variant \"\(v)\"") }
-        out.pointee = retainHandle(MVDHandle(try MultiViewDiffusion(folder: p, variant: variant), threads: Int(prm.n_threads)))
+        let compute: ComputePrecision
+        switch prm.compute {
+        case Int32(HY_COMPUTE_FP32.rawValue): compute = .fp32
+        case Int32(HY_COMPUTE_BF16.rawValue): compute = .bf16
+        default: throw HYError.invalidArgument("hy_mvd_params.compute is \(prm.compute) (HY_COMPUTE_FP32 or HY_COMPUTE_BF16)")
+        }
+        out.pointee = retainHandle(MVDHandle(try MultiViewDiffusion(folder: p, variant: variant, compute: compute),
+                                             threads: Int(prm.n_threads)))
     }
 }
 

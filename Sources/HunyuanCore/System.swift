@@ -9,10 +9,11 @@ public enum CPUFeatures {
     public static let avx512: Bool = hyi_cpu_has_avx512f()
     public static let avx512vnni: Bool = hyi_cpu_has_avx512_vnni()
     public static let avxvnni: Bool = hyi_cpu_has_avx_vnni()
+    public static let avx512bf16: Bool = hyi_cpu_has_avx512_bf16()
 
     public static var summary: String {
         "AVX2=\(avx2fma ? 1 : 0) FMA=\(avx2fma ? 1 : 0) AVX512F=\(avx512 ? 1 : 0) "
-            + "AVX512_VNNI=\(avx512vnni ? 1 : 0) AVX_VNNI=\(avxvnni ? 1 : 0) BLAS=OpenBLAS "
+            + "AVX512_VNNI=\(avx512vnni ? 1 : 0) AVX_VNNI=\(avxvnni ? 1 : 0) AVX512_BF16=\(avx512bf16 ? 1 : 0) BLAS=OpenBLAS "
             + "threads=\(ThreadPool.processorCount)"
     }
 }

@@ -256,19 +256,20 @@ public final class AutoencoderKL: @unchecked Sendable {
     public var scaleFactor: Int { config.scaleFactor }
 
     /// Loads a diffusers `vae/` folder (`config.json` + `diffusion_pytorch_model[.variant].safetensors`).
-    public convenience init(folder: String, variant: String? = nil) throws {
+    /// `compute`: see `ComputePrecision`.
+    public convenience init(folder: String, variant: String? = nil, compute: ComputePrecision = .fp32) throws {
         let config = try Component.config(AutoencoderKLConfig.self, folder)
         try config.validate(context: FileSystem.join(folder, "config.json"))
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
+        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant), compute: compute)
     }
 
     /// Binds `checkpoint` to `config`: every declared tensor present with its shape, none left over
     /// (format errors name the file and tensor).
-    public init(config: AutoencoderKLConfig, checkpoint ck: Checkpoint) throws {
+    public init(config: AutoencoderKLConfig, checkpoint ck: Checkpoint, compute: ComputePrecision = .fp32) throws {
         try config.validate()
         let legacy = config.midBlockAddAttention && ck.tensor("encoder.mid_block.attentions.0.query.weight") != nil
         self.config = config
-        weights = try Component.load(ck, context: "this AutoencoderKL configuration") { b in
+        weights = try Component.load(ck, context: "this AutoencoderKL configuration", compute: compute) { b in
             try AutoencoderKLTensors.declare(config, b, legacyAttentionNames: legacy)
         }
     }

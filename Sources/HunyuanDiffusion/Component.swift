@@ -14,9 +14,11 @@ public enum Component {
 
     /// Binds a component's declared tensors to its checkpoint: `declare` runs on a
     /// `CheckpointBinder`; tensors the declaration did not use are a format error unless `ignorable`.
-    public static func load<T>(_ ck: Checkpoint, context: String, ignorable: (String) -> Bool = { _ in false },
+    /// `compute` as `CheckpointBinder.compute` (the bf16 forms of the matrices are made here).
+    public static func load<T>(_ ck: Checkpoint, context: String, compute: ComputePrecision = .fp32,
+                               ignorable: (String) -> Bool = { _ in false },
                                _ declare: (CheckpointBinder) throws -> T) throws -> T {
-        let binder = CheckpointBinder(ck)
+        let binder = CheckpointBinder(ck, compute: compute)
         let value = try declare(binder)
         try binder.finish(ignorable: ignorable, context: context)
         return value

@@ -269,8 +269,8 @@ public struct UNet2DConditionModel: Sendable {
 
     /// Reads `folder/config.json` and the folder's weights (`diffusion_pytorch_model[.variant]
     /// .safetensors` or sharded). Errors name the folder (config) or the file and tensor (weights):
-    /// missing, misshapen and left-over tensors are `HYError.format`.
-    public init(folder: String, variant: String? = nil) throws {
+    /// missing, misshapen and left-over tensors are `HYError.format`. `compute`: see `ComputePrecision`.
+    public init(folder: String, variant: String? = nil, compute: ComputePrecision = .fp32) throws {
         let config: UNetConfig
         do {
             config = try Component.config(UNetConfig.self, folder)
@@ -278,14 +278,16 @@ public struct UNet2DConditionModel: Sendable {
             let path = FileSystem.join(folder, "config.json")
             throw e.message.hasPrefix(folder) ? e : HYError(e.kind, "\(path): \(e.message)")
         }
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
+        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant), compute: compute)
     }
 
     /// Binds `checkpoint` to the declaration of `config`; every declared tensor must exist with its
     /// shape and none may be left over.
-    public init(config: UNetConfig, checkpoint: Checkpoint) throws {
+    public init(config: UNetConfig, checkpoint: Checkpoint, compute: ComputePrecision = .fp32) throws {
         try config.validate()
-        let w = try Component.load(checkpoint, context: "this UNet configuration") { try UNetTensors.declare(config, $0) }
+        let w = try Component.load(checkpoint, context: "this UNet configuration", compute: compute) {
+            try UNetTensors.declare(config, $0)
+        }
         try self.init(config: config, weights: w)
     }
 

@@ -82,6 +82,7 @@ public struct Conv2d: @unchecked Sendable {
                         pool: ThreadPool?, upsample2x: Bool = false) {
         let (ho, wo) = outputSize(height: h, width: w, upsample2x: upsample2x)
         if ho == 0 || wo == 0 || h == 0 || w == 0 { return }
+        if let d = linear.weight.bf16, forwardBF16(d, x, h, w, out, ho, wo, pool, upsample2x) { return }
         let n = ho * wo, k = inChannels * kernelH * kernelW, oc = outChannels
         let threads = max(1, pool?.threadCount ?? 1)
         let direct = !upsample2x && kernelH == 1 && kernelW == 1 && stride == 1 && padding == Padding2D(0)
@@ -154,6 +155,48 @@ public struct Conv2d: @unchecked Sendable {
             }
             r0 += nr
         }
+    }
+
+    /// The `ComputePrecision.bf16` form of `forward` (false, nothing written, without AVX512_BF16): the
+    /// input rounded to bf16 into a zero-padded channel-last copy xp[hp, wp, C] (of the 2× up-sampled
+    /// input with `up`), then one implicit GEMM with a tap per kernel position over the tap-major weights:
+    /// out[o, p] = b[o] + Σ_(ky,kx) Σ_c W[o, ky, kx, c] · xp[oy·s + ky·d, ox·s + kx·d, c].
+    private func forwardBF16(_ d: BF16Weights, _ x: UnsafePointer<Float>, _ h: Int, _ w: Int,
+                             _ out: UnsafeMutablePointer<Float>, _ ho: Int, _ wo: Int, _ pool: ThreadPool?,
+                             _ up: Bool) -> Bool {
+        guard CPUFeatures.avx512bf16, d.taps == kernelH * kernelW, d.seg == inChannels else { return false }
+        let c = inChannels, u = up ? 1 : 0, hv = h << u, wv = w << u
+        // The padded extent, grown to what the last output's taps reach (they read zeros there, as
+        // the im2col path's bounds checks do).
+        let hp = max(hv + padding.top + padding.bottom, (ho - 1) * stride + (kernelH - 1) * dilation + 1)
+        let wp = max(wv + padding.left + padding.right, (wo - 1) * stride + (kernelW - 1) * dilation + 1)
+        let padded = padding != Padding2D(0) || hp > hv || wp > wv
+        let xp = BF16Buffer(hp * wp * c, zeroed: padded)
+        // Channel-last copy, one input row per task: each channel's row rounded then scattered.
+        parallelRows(pool, h, minChunk: 4) { rows in
+            let tmp = BF16Buffer(w)
+            for iy in rows {
+                let dst = xp.p + ((padding.top + (iy << u)) * wp + padding.left) * c
+                for ch in 0..<c {
+                    roundToBF16(x + (ch * h + iy) * w, tmp.p, count: w)
+                    if u == 0 {
+                        for ix in 0..<w { dst[ix * c + ch] = tmp.p[ix] }
+                    } else {
+                        for ix in 0..<w { let v = tmp.p[ix]; dst[2 * ix * c + ch] = v; dst[(2 * ix + 1) * c + ch] = v }
+                    }
+                }
+                if u == 1 { (dst + wp * c).update(from: dst, count: wv * c) }
+            }
+        }
+        var offsets = [Int]()
+        for ky in 0..<kernelH { for kx in 0..<kernelW { offsets.append((ky * dilation * wp + kx * dilation) * c) } }
+        let n = ho * wo
+        func run(_ bias: UnsafePointer<Float>?) -> Bool {
+            bf16GEMM(d, xp.p, columns: n, columnsPerRow: wo, rowStep: stride * wp * c, colStep: stride * c,
+                     tapOffsets: offsets, out: out, outRowStride: n, outColStride: 1, bias: bias, pool: pool)
+        }
+        if let bias = linear.bias { return bias.withUnsafeBufferPointer { run($0.baseAddress) } }
+        return run(nil)
     }
 
     /// cols[(c, ky, kx), i] (row length `cnt`) = the input under tap (ky, kx) of channel c for output

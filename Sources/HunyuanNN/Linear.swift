@@ -43,9 +43,15 @@ extension LinearLayer where M == WeightMatrix, V == [Float] {
         self.init(weight: try WeightMatrix(w, rows: outFeatures, cols: inFeatures, scale: scale), bias: bv)
     }
 
-    /// y[rows, out] = x[rows, in] · Wᵀ + b. x and y must not overlap. Splits over `pool`.
+    /// y[rows, out] = x[rows, in] · Wᵀ + b. x and y must not overlap. Splits over `pool`. With a bf16
+    /// form of the weight (`ComputePrecision.bf16`) products of more than one row use it.
     public func forward(_ x: UnsafePointer<Float>, rows: Int, _ y: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
         if rows <= 0 { return }
+        if rows > 1 && weight.bf16 != nil {
+            let done = bias.map { b in b.withUnsafeBufferPointer { linearBF16(weight, x, rows, y, bias: $0.baseAddress, pool: pool) } }
+                ?? linearBF16(weight, x, rows, y, bias: nil, pool: pool)
+            if done { return }
+        }
         linear(weight, x, rows, y, pool: pool)
         if let bias {
             bias.withUnsafeBufferPointer { addBias(y, $0.baseAddress!, rows: rows, width: outFeatures, pool: pool) }

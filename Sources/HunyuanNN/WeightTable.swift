@@ -64,7 +64,15 @@ public final class CheckpointBinder: WeightBinder {
     public let checkpoint: Checkpoint
     private var used: Set<String> = []
 
-    public init(_ checkpoint: Checkpoint) { self.checkpoint = checkpoint }
+    /// With `.bf16` (and AVX512_BF16) every matrix also gets its bf16 form (`WeightMatrix.withBF16`;
+    /// a 4-D [out, in, kh, kw] weight as kh·kw taps), so linear layers and convolutions built from it
+    /// compute in bf16.
+    public let compute: ComputePrecision
+
+    public init(_ checkpoint: Checkpoint, compute: ComputePrecision = .fp32) {
+        self.checkpoint = checkpoint
+        self.compute = compute
+    }
 
     private func require(_ name: String, _ shape: [Int]) throws -> Tensor {
         guard let t = checkpoint.tensor(name) else {
@@ -93,7 +101,9 @@ public final class CheckpointBinder: WeightBinder {
             used.insert(sn)
             scale = s
         }
-        return try WeightMatrix(t, rows: rows, cols: cols, scale: scale)
+        let m = try WeightMatrix(t, rows: rows, cols: cols, scale: scale)
+        guard compute == .bf16 && CPUFeatures.avx512bf16 && rows > 0 && cols > 0 else { return m }
+        return m.withBF16(taps: shape.count == 4 ? shape[2] * shape[3] : 1)
     }
 
     public func vector(_ name: String, shape: [Int]) throws -> [Float] {

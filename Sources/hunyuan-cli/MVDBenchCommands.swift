@@ -595,6 +595,7 @@ struct MVDBenchCommand: ParsableCommand {
     @Option(help: "Also time a whole run of this many steps (0 = none).") var steps: Int = 0
     @Flag(help: "Time the single stages too when --steps is given.") var stages = false
     @Option(help: "Seed of the synthetic input and noise.") var seed: UInt64 = 0
+    @Option(help: "Products of the UNet and the VAE: fp32 or bf16 (AVX512_BF16).") var compute: String = "fp32"
 
     struct Row {
         var stage: String
@@ -608,8 +609,10 @@ struct MVDBenchCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             guard threads >= 0, steps >= 0 else { throw HYError.invalidArgument("--threads and --steps must be ≥ 0") }
+            let precision = try parseCompute(compute)
+            guard precision.isAvailable else { throw HYError.unsupported("--compute bf16 needs a CPU with AVX512_BF16") }
             let pool = ThreadPool(threads: threads)
-            let mvd = try MultiViewDiffusion(folder: model)
+            let mvd = try MultiViewDiffusion(folder: model, compute: precision)
             func dir(_ c: String) -> String { FileSystem.join(model, c) }
             let unetConfig = try Component.config(UNetConfig.self, dir("unet"))
             let vaeConfig = try Component.config(AutoencoderKLConfig.self, dir("vae"))
@@ -620,11 +623,15 @@ struct MVDBenchCommand: ParsableCommand {
             // GEMM rates.
             writeStderr("GEMM rates …\n")
             let rate32 = Self.gemmRate(weight: .f32, pool: pool), rate16 = Self.gemmRate(weight: .f16, pool: pool)
+            let rateBF16 = precision == .bf16 ? Self.gemmRate(weight: .f16, bf16: true, pool: pool) : .nan
+            /// The matrix rate of a component: bf16 products for the UNet and the VAE with --compute bf16.
             func rate(_ component: String) -> Double {
+                if precision == .bf16 && (component == "unet" || component == "vae") { return rateBF16 }
                 let dt = Self.storedType(dir(component))
                 return dt == .f16 || dt == .bf16 ? rate16 : rate32
             }
-            writeStderr("GEMM (rows 4800, in 640, out 5120): fp32 weights \(Self.fmt(rate32 / 1e9)) GFLOP/s, f16 weights \(Self.fmt(rate16 / 1e9)) GFLOP/s\n")
+            writeStderr("GEMM (rows 4800, in 640, out 5120): fp32 weights \(Self.fmt(rate32 / 1e9)) GFLOP/s, f16 weights \(Self.fmt(rate16 / 1e9)) GFLOP/s"
+                        + (precision == .bf16 ? ", bf16 products \(Self.fmt(rateBF16 / 1e9)) GFLOP/s" : "") + "\n")
 
             // Synthetic input: a coloured disk on a transparent background.
             let im = try Self.syntheticImage(size: 512)
@@ -659,7 +666,7 @@ struct MVDBenchCommand: ParsableCommand {
                 writeStderr("VAE encode …\n")
                 let condLat: [Float], ch: Int, cw: Int
                 do {
-                    let (vae, tl) = try time { try AutoencoderKL(folder: dir("vae")) }
+                    let (vae, tl) = try time { try AutoencoderKL(folder: dir("vae"), compute: precision) }
                     ch = pv.height / f; cw = pv.width / f
                     let n = vaeConfig.latentChannels * ch * cw
                     var lat = [Float](repeating: 0, count: 2 * n)
@@ -698,7 +705,7 @@ struct MVDBenchCommand: ParsableCommand {
                 let t = sched.timesteps[0], sigma = sched.sigmas[0]
                 writeStderr("UNet …\n")
                 do {
-                    let (unet, tl) = try time { try UNet2DConditionModel(folder: dir("unet")) }
+                    let (unet, tl) = try time { try UNet2DConditionModel(folder: dir("unet"), compute: precision) }
                     let table = try UNetTensors.table(for: unetConfig)
                     let refNoise = noise.draw("step0_ref_noise", count: condLat.count)
                     let d = (sigma * sigma + 1).squareRoot()
@@ -725,7 +732,7 @@ struct MVDBenchCommand: ParsableCommand {
 
                 writeStderr("VAE decode …\n")
                 do {
-                    let (vae, tl) = try time { try AutoencoderKL(folder: dir("vae")) }
+                    let (vae, tl) = try time { try AutoencoderKL(folder: dir("vae"), compute: precision) }
                     let z = noise.draw("decode", count: vaeConfig.latentChannels * lh * lw)
                     let (img, ts) = try time { try vae.decode(z, height: lh, width: lw, pool: pool) }
                     guard img.allSatisfy({ $0.isFinite }) else { throw HYError.format("\(model): the decoded image is not finite") }
@@ -748,7 +755,9 @@ struct MVDBenchCommand: ParsableCommand {
 
             var out = StdoutWriter()
             out.write("mvd-bench \(model): \(pool.threadCount) threads, GEMM fp32 \(Self.fmt(rate32 / 1e9)) GFLOP/s, "
-                      + "f16-weight \(Self.fmt(rate16 / 1e9)) GFLOP/s\n\n")
+                      + "f16-weight \(Self.fmt(rate16 / 1e9)) GFLOP/s"
+                      + (precision == .bf16 ? ", compute bf16 (bf16 products \(Self.fmt(rateBF16 / 1e9)) GFLOP/s)" : ", compute fp32")
+                      + "\n\n")
             out.write("| stage | load s | seconds | GFLOP | bound s | % of bound | peak RSS GB |\n")
             out.write("|---|---:|---:|---:|---:|---:|---:|\n")
             for r in rows {
@@ -777,7 +786,7 @@ struct MVDBenchCommand: ParsableCommand {
 
     /// FLOP/s of `Linear.forward` with `weight`-typed weights on x [4800, 640] · W [5120, 640]ᵀ (a
     /// level-1 feed-forward of the UNet's read pass): best of 3 after a warm-up.
-    static func gemmRate(weight dtype: DType, pool: ThreadPool) -> Double {
+    static func gemmRate(weight dtype: DType, bf16: Bool = false, pool: ThreadPool) -> Double {
         let rows = 4800, inF = 640, outF = 5120
         let storage = RawStorage(outF * inF * dtype.size)
         var s: UInt64 = 0x1234_5678_9ABC_DEF1
@@ -788,7 +797,8 @@ struct MVDBenchCommand: ParsableCommand {
             else { storage.bytes.storeBytes(of: v, toByteOffset: 4 * i, as: Float.self) }
         }
         let w = Tensor(name: "gemm.weight", dtype: dtype, shape: [outF, inF], data: UnsafeRawBufferPointer(storage.bytes), owner: storage)
-        guard let lin = try? Linear(weight: w, bias: nil, inFeatures: inF, outFeatures: outF) else { return .nan }
+        guard var lin = try? Linear(weight: w, bias: nil, inFeatures: inF, outFeatures: outF) else { return .nan }
+        if bf16 { lin = Linear(weight: lin.weight.withBF16(taps: 1), bias: nil) }
         let x = FloatBuffer(rows * inF, zeroed: false), y = FloatBuffer(rows * outF, zeroed: false)
         for i in 0..<(rows * inF) { x[i] = Float(i % 97) * 0.01 - 0.5 }
         var best = Double.infinity

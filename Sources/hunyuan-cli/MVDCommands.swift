@@ -28,6 +28,8 @@ struct ViewsCommand: ParsableCommand {
     @Option(help: "Grid height (official 960).") var height: Int = 960
     @Option(help: "Weights variant to open (e.g. fp16).") var variant: String?
     @Option(help: "Worker threads (0 = one per processor).") var threads: Int = 0
+    @Option(help: "Products of the UNet and the VAE: fp32 (the reference numerics) or bf16 (AVX512_BF16, ~1.4× faster).")
+    var compute: String = "fp32"
     @Flag(help: "Replace existing output files.") var overwrite = false
 
     func run() throws {
@@ -36,7 +38,9 @@ struct ViewsCommand: ParsableCommand {
             let paths = (0..<6).map { FileSystem.join(output, "view_\($0).png") }
             if !FileSystem.isDirectory(output) && mkdir(output, 0o755) != 0 { throw HYError.io("\(output): cannot create folder") }
             for p in paths + (grid.map { [$0] } ?? []) { try checkOutput(p, overwrite: overwrite) }
-            let mvd = try MultiViewDiffusion(folder: model, variant: variant)
+            let precision = try parseCompute(compute)
+            if !precision.isAvailable { writeStderr("note: this CPU has no AVX512_BF16; products stay fp32\n") }
+            let mvd = try MultiViewDiffusion(folder: model, variant: variant, compute: precision)
             let pool = ThreadPool(threads: threads)
             let bar = StageProgress()
             let r = try mvd.generate(image: im, steps: steps, height: height, width: width, noise: SeededNoise(seed: seed),
@@ -47,6 +51,12 @@ struct ViewsCommand: ParsableCommand {
             writeStderr("6 views of \(r.views[0].width)×\(r.views[0].height) → \(output)\n")
         }
     }
+}
+
+/// `--compute`: fp32 or bf16.
+func parseCompute(_ s: String) throws -> ComputePrecision {
+    guard let c = ComputePrecision(rawValue: s) else { throw HYError.invalidArgument("--compute must be fp32 or bf16, not \(s)") }
+    return c
 }
 
 /// An RGB image as the RGBA the PNG writer takes (opaque).

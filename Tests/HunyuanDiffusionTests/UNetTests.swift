@@ -69,6 +69,27 @@ final class UNetTests: XCTestCase {
         XCTAssertGreaterThan(scaledMaxError(plain, out), 1e-3)
     }
 
+    /// With bf16 products (`ComputePrecision.bf16`) both passes stay near the reference: bf16 rounds
+    /// each product's inputs to 8 significant bits (relative 2⁻⁹), so the tolerance is that of bf16
+    /// autocast, not of fp32. Where the CPU lacks AVX512_BF16 the products are fp32 and the fp32 bound holds.
+    func testBF16ProductsStayNearReference() throws {
+        let unet = try UNet2DConditionModel(folder: try MVDFixture.dir() + "/unet", compute: .bf16)
+        let ref = try MVDFixture.reference()
+        let (out, reference) = try writePass(unet, ref)
+        let bound: Float = CPUFeatures.avx512bf16 ? 2e-2 : 1e-4
+        let ew = scaledMaxError(out, try XCTUnwrap(ref.tensor("step0_ref_out")).floats())
+        reference.mode = .read
+        let lat = try XCTUnwrap(ref.tensor("latents_T")), sigma = try XCTUnwrap(ref.tensor("sigmas")).floats()[0]
+        let one = lat.floats().map { $0 / (sigma * sigma + 1).squareRoot() }
+        let read = try unet.forward(sample: one + one, batch: 2, height: lat.shape[2], width: lat.shape[3],
+                                    timestep: try XCTUnwrap(ref.tensor("timesteps")).floats()[0],
+                                    context: try XCTUnwrap(ref.tensor("prompt_embeds")).floats(), reference: reference, pool: Self.pool)
+        let er = scaledMaxError(read, try XCTUnwrap(ref.tensor("step0_unet_out")).floats())
+        print("UNet bf16 products: write pass scaled error \(ew), read pass \(er) (bound \(bound))")
+        XCTAssertLessThanOrEqual(ew, bound)
+        XCTAssertLessThanOrEqual(er, bound)
+    }
+
     func testForwardArgumentsAndCancellation() throws {
         let unet = try model(), ref = try MVDFixture.reference()
         let emb = try XCTUnwrap(ref.tensor("prompt_embeds")).floats()

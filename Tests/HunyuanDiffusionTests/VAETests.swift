@@ -43,6 +43,25 @@ final class VAETests: XCTestCase {
         XCTAssertLessThanOrEqual(err, 1e-4)
     }
 
+    /// bf16 products (`ComputePrecision.bf16`): encode and decode near the reference at bf16 autocast
+    /// tolerance (fp32's where the CPU lacks AVX512_BF16).
+    func testBF16ProductsStayNearReference() throws {
+        let d = try MVDFixture.dir(), inp = try MVDFixture.inputs(), ref = try MVDFixture.reference()
+        let vae = try AutoencoderKL(folder: d + "/vae", compute: .bf16)
+        let pool = ThreadPool()
+        let bound: Float = CPUFeatures.avx512bf16 ? 2e-2 : 1e-4
+        let out = try vae.decode(ref.tensor("decode_in")!.floats(), height: 120, width: 80, pool: pool)
+        let ed = scaledMaxError(out, ref.tensor("decoded")!.floats())
+        let (mean, logvar) = try vae.encode(inp.tensor("pixel_values_vae")!.floats(), height: 160, width: 160, pool: pool)
+        let noise = inp.tensor("vae_posterior_noise_cond")!.floats(), condLat = ref.tensor("cond_lat")!.floats()
+        let n = condLat.count / 2
+        let sample = (0..<n).map { mean[$0] + expf(0.5 * logvar[$0]) * noise[$0] }
+        let ee = scaledMaxError(sample, Array(condLat[n..<(2 * n)]))
+        print("VAE bf16 products: decode scaled error \(ed), encode \(ee) (bound \(bound))")
+        XCTAssertLessThanOrEqual(ed, bound)
+        XCTAssertLessThanOrEqual(ee, bound)
+    }
+
     func testTraceAndStop() throws {
         let d = try MVDFixture.dir()
         let vae = try AutoencoderKL(folder: d + "/vae")

@@ -42,16 +42,31 @@ final class Conv2dTests: XCTestCase {
         return ref
     }
 
-    func check(_ s: Shape, sizes: [(Int, Int)], file: StaticString = #filePath, line: UInt = #line) throws {
+    /// x rounded to bf16, nearest even (the bits written out, independent of the library's rounding).
+    static func bf16(_ x: Float) -> Float {
+        let u = x.bitPattern
+        return Float(bitPattern: (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000)
+    }
+
+    /// With `bf16`, the convolution runs on the weight's bf16 form (`ComputePrecision.bf16`): the
+    /// reference then uses bf16-rounded weights and inputs where the CPU has AVX512_BF16 (elsewhere
+    /// the products stay fp32 and so does the reference).
+    func check(_ s: Shape, sizes: [(Int, Int)], bf16: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+        let rounded = bf16 && CPUFeatures.avx512bf16
         for f16 in [false, true] { for withBias in [false, true] {
-            let (wt, wv) = weightTensor((0..<(s.cout * s.cin * s.k * s.k)).map { _ in rnd() }, s, f16: f16)
+            var (wt, wv) = weightTensor((0..<(s.cout * s.cin * s.k * s.k)).map { _ in rnd() }, s, f16: f16)
             let bv = withBias ? (0..<s.cout).map { _ in rnd() } : nil
-            let conv = try Conv2d(weight: wt, bias: bv.map { Tensor(name: "b", shape: [s.cout], floats: $0) }, inChannels: s.cin,
+            var conv = try Conv2d(weight: wt, bias: bv.map { Tensor(name: "b", shape: [s.cout], floats: $0) }, inChannels: s.cin,
                                   outChannels: s.cout, kernel: (s.k, s.k), stride: s.stride, padding: s.pad, dilation: s.dil)
+            if bf16 {
+                conv = try Conv2d(Linear(weight: conv.linear.weight.withBF16(taps: s.k * s.k), bias: conv.linear.bias),
+                                  inChannels: s.cin, kernel: (s.k, s.k), stride: s.stride, padding: s.pad, dilation: s.dil)
+                if rounded { wv = wv.map(Self.bf16) }
+            }
             for (h, w) in sizes {
                 let x = (0..<(s.cin * h * w)).map { _ in rnd() }
                 let (ho, wo) = conv.outputSize(height: h, width: w, upsample2x: s.up)
-                let ref = reference(s, wv, bv, x, h: h, wd: w, ho: ho, wo: wo)
+                let ref = reference(s, wv, bv, rounded ? x.map(Self.bf16) : x, h: h, wd: w, ho: ho, wo: wo)
                 for pool in [nil, Self.pool] {
                     var out = [Float](repeating: .nan, count: ref.count)
                     x.withUnsafeBufferPointer { xp in
@@ -100,6 +115,20 @@ final class Conv2dTests: XCTestCase {
         try check(Shape(cin: 16, cout: 24, k: 3, pad: Padding2D(1), up: true), sizes: [(20, 17), (3, 40)])
         try check(Shape(cin: 16, cout: 24, k: 3, stride: 2, pad: Padding2D(top: 0, left: 0, bottom: 1, right: 1)), sizes: sizes)
         try check(Shape(cin: 16, cout: 24, k: 1), sizes: sizes)
+    }
+
+    /// bf16 products (implicit GEMM over a padded channel-last copy): every geometry above, channel
+    /// counts below, at and above the kernel's 32-value step, and sizes that split over the threads.
+    func testBF16Products() throws {
+        try check(Shape(cin: 5, cout: 7, k: 3, pad: Padding2D(1)), sizes: Self.odd, bf16: true)
+        try check(Shape(cin: 40, cout: 9, k: 3, stride: 2, pad: Padding2D(top: 0, left: 0, bottom: 1, right: 1)),
+                  sizes: Self.odd, bf16: true)
+        try check(Shape(cin: 32, cout: 5, k: 1), sizes: Self.odd, bf16: true)
+        try check(Shape(cin: 3, cout: 4, k: 7, pad: Padding2D(6), dil: 2), sizes: Self.odd, bf16: true)
+        try check(Shape(cin: 2, cout: 3, k: 7, stride: 3, pad: Padding2D(top: 3, left: 1, bottom: 0, right: 2)), sizes: Self.odd,
+                  bf16: true)
+        try check(Shape(cin: 33, cout: 6, k: 3, pad: Padding2D(1), up: true), sizes: Self.odd, bf16: true)
+        try check(Shape(cin: 16, cout: 24, k: 3, pad: Padding2D(1)), sizes: [(40, 33), (23, 40)], bf16: true)
     }
 
     /// The up-sampled read equals materializing the up-sampling, then convolving.

@@ -44,6 +44,36 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// Linear over the bf16 form of its weight (`ComputePrecision.bf16`): against float64 sums of
+    /// bf16-rounded weights and inputs where the CPU has AVX512_BF16 (else of the fp32 values), for
+    /// widths below, at and past the kernel's 32-value step, row counts off its 4 × 6 tile, one row (the
+    /// stored weight's matvec), inline and on 2 threads.
+    func testLinearBF16Products() throws {
+        let pool = ThreadPool(threads: 2)
+        for (inF, outF) in [(5, 3), (32, 4), (70, 9), (640, 37)] {
+            let wv = (0..<(inF * outF)).map { _ in rnd() }, bv = (0..<outF).map { _ in rnd() }
+            let plain = try Linear(weight: Tensor(name: "w", shape: [outF, inF], floats: wv),
+                                   bias: Tensor(name: "b", shape: [outF], floats: bv), inFeatures: inF, outFeatures: outF)
+            let lin = Linear(weight: plain.weight.withBF16(taps: 1), bias: plain.bias)
+            for t in [1, 2, 7, 50] {
+                let x = (0..<(t * inF)).map { _ in rnd() }
+                let rounded = t > 1 && CPUFeatures.avx512bf16
+                let r: (Float) -> Double = { rounded ? Double(Conv2dTests.bf16($0)) : Double($0) }
+                var ref = [Double](repeating: 0, count: t * outF)
+                for i in 0..<t { for o in 0..<outF {
+                    var acc = Double(bv[o])
+                    for k in 0..<inF { acc += r(wv[o * inF + k]) * r(x[i * inF + k]) }
+                    ref[i * outF + o] = acc
+                } }
+                for p in [nil, pool] {
+                    var y = [Float](repeating: .nan, count: t * outF)
+                    x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { lin.forward(xp.baseAddress!, rows: t, $0.baseAddress!, pool: p) } }
+                    XCTAssertLessThan(maxErr(y, ref), 1e-5 * Double(inF).squareRoot(), "\(inF)→\(outF) rows \(t) threads \(p?.threadCount ?? 1)")
+                }
+            }
+        }
+    }
+
     func testGroupNormAndLayerNorm() {
         let c = 6, hw = 10, groups = 3, eps: Float = 1e-6
         let x = (0..<(c * hw)).map { _ in rnd() * 3 + 0.5 }, w = (0..<c).map { _ in rnd() }, b = (0..<c).map { _ in rnd() }

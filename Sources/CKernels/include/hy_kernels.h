@@ -16,6 +16,7 @@ bool hyi_cpu_has_avx2_fma(void);
 bool hyi_cpu_has_avx512f(void);
 bool hyi_cpu_has_avx512_vnni(void);
 bool hyi_cpu_has_avx_vnni(void);
+bool hyi_cpu_has_avx512_bf16(void);
 
 /* Block-quantized weight kernels (quant_kernels.c; layouts in HunyuanCore/Quantization.swift). */
 enum { HYI_Q8_0 = 1, HYI_Q4_0 = 2, HYI_Q4_K = 3 };
@@ -56,5 +57,26 @@ enum { HYI_FLOAT_F32 = 0, HYI_FLOAT_F16 = 1, HYI_FLOAT_BF16 = 2 };
  * nothing) without AVX-512F: the caller then widens and uses sgemm. Thread-safe on disjoint rows. */
 bool hyi_gemm_float(int fmt, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t ldx,
                     int64_t t, int64_t k, float *y, int64_t ldy);
+
+/* A bf16 × bf16 → fp32 implicit GEMM (gemm_bf16.c): out[i·c_m + j·c_n] = bias[i] +
+ * Σ_t Σ_{e<seg} a[i·lda + t·seg + e] · b[col(j) + tap_off[t] + e], col(j) = (j / b_wo)·b_row +
+ * (j % b_wo)·b_col. One tap with col(j) = j·k is a linear layer; a convolution passes one tap per
+ * kernel position over a zero-padded channel-last copy of its input. */
+typedef struct {
+    const uint16_t *a; int64_t lda;          /* bf16 [m, taps·seg] */
+    const uint16_t *b;                       /* bf16 activations */
+    int64_t b_wo, b_row, b_col;              /* column j starts at b + col(j) */
+    int64_t taps; const int64_t *tap_off;    /* [taps] element offsets added to col(j) */
+    int64_t seg;                             /* values per tap */
+    float *c; int64_t c_m, c_n;              /* output strides for row i / column j */
+    const float *bias;                       /* [m] or NULL */
+} hyi_bf16_gemm;
+
+/* Rows m0..<m1 × columns n0..<n1 of the product above. Returns false (and does nothing) without
+ * AVX512_BF16. Thread-safe on disjoint output blocks. */
+bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+/* y[i] = x[i] rounded to bf16 (nearest even; NaN stays NaN). */
+void hyi_to_bf16(const float *x, uint16_t *y, int64_t n);
 
 #endif

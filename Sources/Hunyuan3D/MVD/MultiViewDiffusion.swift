@@ -31,6 +31,9 @@ public final class MultiViewDiffusion: @unchecked Sendable {
     public let folder: String
     /// The weights variant opened (nil: the plain files, else e.g. "fp16").
     public let variant: String?
+    /// How the UNet's and the VAE's products are computed (`ComputePrecision`; `.fp32` reproduces the
+    /// reference to fp32 rounding).
+    public let compute: ComputePrecision
     /// One coefficient per text token (`model_index.json`).
     public let ramp: [Float]
     public let scheduler: EulerAncestralScheduler
@@ -50,7 +53,7 @@ public final class MultiViewDiffusion: @unchecked Sendable {
     }
 
     /// Opens a released `mvd_lite/` folder. Errors name the missing or broken component.
-    public init(folder: String, variant: String? = nil) throws {
+    public init(folder: String, variant: String? = nil, compute: ComputePrecision = .fp32) throws {
         guard FileSystem.isDirectory(folder) else { throw HYError.io("\(folder): no such folder") }
         let indexPath = FileSystem.join(folder, "model_index.json")
         guard FileSystem.exists(indexPath) else {
@@ -82,6 +85,7 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         ramp = r
         self.folder = folder
         self.variant = variant
+        self.compute = compute
     }
 
     // MARK: - Progress
@@ -171,7 +175,7 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         let pc = clipProcessor.preprocess(rgb: rgb, width: image.width, height: image.height)
         let condLat: [Float], condH: Int, condW: Int
         do {
-            let vae = try component("vae") { try AutoencoderKL(folder: $0, variant: variant) }
+            let vae = try component("vae") { try AutoencoderKL(folder: $0, variant: variant, compute: compute) }
             guard pv.height % f == 0, pv.width % f == 0 else {
                 throw HYError.format("\(folder): feature_extractor_vae's \(pv.height)×\(pv.width) is not a multiple of the VAE factor \(f)")
             }
@@ -223,7 +227,7 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         let mask = Self.guidanceMask(height: lh, width: lw)
         try report(.denoise, 0, steps)
         do {
-            let unet = try component("unet") { try UNet2DConditionModel(folder: $0, variant: variant) }
+            let unet = try component("unet") { try UNet2DConditionModel(folder: $0, variant: variant, compute: compute) }
             let refCount = condLat.count
             for i in 0..<steps {
                 let t = sched.timesteps[i], sigma = sched.sigmas[i]
@@ -265,7 +269,7 @@ public final class MultiViewDiffusion: @unchecked Sendable {
 
         // 4. Decode and quantise.
         try report(.decode, 0, 1)
-        let vae = try component("vae") { try AutoencoderKL(folder: $0, variant: variant) }
+        let vae = try component("vae") { try AutoencoderKL(folder: $0, variant: variant, compute: compute) }
         let decodeIn = latents.map { ($0 / 0.75 + 0.22) / vae.config.scalingFactor }
         decodeIn.withUnsafeBufferPointer { trace?("decode_in", [1, lc, lh, lw], $0) }
         try checkAbort(.decode)

@@ -34,6 +34,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let tensor: Tensor
     /// fp8: per-row dequantization factor (stored scale × 256, see FP8Loader); nil otherwise.
     let rowScale: FloatBuffer?
+    /// The bf16 form for `ComputePrecision.bf16` products (`withBF16(taps:)`), nil otherwise.
+    public private(set) var bf16: BF16Weights? = nil
 
     /// The stored element type (U8 for block formats).
     public var dtype: DType { tensor.dtype }
@@ -72,6 +74,14 @@ public struct WeightMatrix: @unchecked Sendable {
         }
         self.rows = rows; self.cols = cols; self.format = fmt; self.base = b; self.tensor = t
         self.rowBytes = fmt.isBlockQuantized ? fmt.rowBytes(cols) : cols * t.dtype.size
+    }
+
+    /// This matrix with a bf16 copy for `ComputePrecision.bf16` products (see `BF16Weights`); the
+    /// stored form stays usable (matvecs keep reading it).
+    public func withBF16(taps: Int) -> WeightMatrix {
+        var m = self
+        m.bf16 = BF16Weights(self, taps: taps)
+        return m
     }
 
     @inlinable public func row(_ r: Int) -> UnsafeRawPointer { base + r * rowBytes }

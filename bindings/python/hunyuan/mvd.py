@@ -14,10 +14,15 @@ class MultiView:
     """The lite multi-view diffusion model, opened from the release's ``mvd_lite/`` folder as diffusers saves it
     (model_index.json, unet/, vae/, text_encoder/, tokenizer/, vision_encoder/, feature extractors, scheduler/).
     Each network is mapped when its stage runs. One call at a time per instance; the GIL is released while it
-    runs, and Ctrl-C or a progress callback returning False cancels it (AbortedError)."""
+    runs, and Ctrl-C or a progress callback returning False cancels it (AbortedError).
 
-    def __init__(self, path: Union[str, os.PathLike], n_threads: int = 0, variant: Optional[str] = None):
-        self._m = _native.MultiView(path, n_threads, variant)
+    ``compute="bf16"`` holds the UNet's and the VAE's weights as bf16 and rounds activations to bf16 per
+    product (fp32 sums): about 1.4× faster per step on CPUs with AVX512_BF16, elsewhere the same as "fp32"
+    (the default, the reference numerics)."""
+
+    def __init__(self, path: Union[str, os.PathLike], n_threads: int = 0, variant: Optional[str] = None,
+                 compute: str = "fp32"):
+        self._m = _native.MultiView(path, n_threads, variant, compute)
         self.grid: Optional[np.ndarray] = None
 
     def generate(self, image: Image, steps: int = 50, seed: int = 0, width: int = 640, height: int = 960,

@@ -21,11 +21,19 @@ static hy_mvd *multiview_get(MultiViewObject *self);
 NATIVE_HANDLE_BASICS(MultiView, mvd, hy_mvd, hy_mvd_free, multiview_get, "multi-view model")
 
 static int MultiView_init(MultiViewObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"path", "n_threads", "variant", NULL};
+    static char *kwlist[] = {"path", "n_threads", "variant", "compute", NULL};
     PyObject *path;
     int n_threads = 0;
     const char *variant = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|iz", kwlist, &path, &n_threads, &variant)) return -1;
+    const char *compute = "fp32";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|izs", kwlist, &path, &n_threads, &variant, &compute)) return -1;
+    int compute_code;
+    if (strcmp(compute, "fp32") == 0) compute_code = HY_COMPUTE_FP32;
+    else if (strcmp(compute, "bf16") == 0) compute_code = HY_COMPUTE_BF16;
+    else {
+        PyErr_Format(PyExc_ValueError, "compute must be 'fp32' or 'bf16', not '%s'", compute);
+        return -1;
+    }
     if (self->users > 0) {
         PyErr_SetString(PyExc_RuntimeError, "multi-view model is in use by a running call");
         return -1;
@@ -33,6 +41,7 @@ static int MultiView_init(MultiViewObject *self, PyObject *args, PyObject *kwds)
     MultiViewLoad load = {hy_mvd_default_params(), NULL};
     load.params.n_threads = n_threads;
     load.params.variant = variant;
+    load.params.compute = compute_code;
     if (call_with_path(path, load_mvd, &load) < 0) return -1;
     if (self->mvd) hy_mvd_free(self->mvd);
     self->mvd = load.mvd;

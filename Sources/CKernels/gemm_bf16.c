@@ -1,0 +1,145 @@
+/* bf16 × bf16 → fp32 GEMM with AVX512_BF16 dot products (vdpbf16ps), as an implicit GEMM so one kernel
+ * serves linear layers and convolutions:
+ *
+ *   out[i·c_m + j·c_n] = bias[i] + Σ_t Σ_{e<seg} a[i·lda + t·seg + e] · b[col(j) + tap_off[t] + e]
+ *   col(j) = (j / b_wo)·b_row + (j % b_wo)·b_col
+ *
+ * A linear layer is one tap (seg = in features, col(j) = j·in); a convolution reads a zero-padded
+ * channel-last (H, W, C) copy of its input with one tap per kernel position (seg = C, weights reordered
+ * to [out, kh, kw, C]), so no im2col buffer is built. Both operands are read with the reduction axis
+ * contiguous; each 16-lane accumulator sums pairs of products and is reduced once per output.
+ *
+ * The register tile is 4 rows of A × 6 columns of B (24 zmm accumulators); columns are taken in blocks
+ * whose activations stay in L2 while every row of the range passes over them. */
+#include "hy_kernels.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 10))
+#include <immintrin.h>
+
+#define HYI_ATTR_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+
+enum { BR = 4, BT = 6 };
+
+HYI_ATTR_BF16 static inline __m128 reduce4_bf(__m512 a, __m512 b, __m512 c, __m512 d) {
+    __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    __m512 abcd = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))),
+                                _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm512_extractf32x8_ps(abcd, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+#define HYI_BTILE(NR, NT)                                                                                  \
+    HYI_ATTR_BF16 static void btile_##NR##_##NT(const hyi_bf16_gemm *p, const uint16_t *a,               \
+                                                const uint16_t *const *bc, float *out, const float *bias) { \
+        __m512 acc[NR][NT];                                                                                \
+        _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)                                              \
+            _Pragma("GCC unroll 6") for (int c = 0; c < NT; c++) acc[r][c] = _mm512_setzero_ps();          \
+        const int64_t seg = p->seg;                                                                        \
+        for (int64_t t = 0; t < p->taps; t++) {                                                           \
+            const uint16_t *at = a + t * seg;                                                              \
+            const int64_t to = p->tap_off[t];                                                              \
+            for (int64_t e = 0; e < seg; e += 32) {                                                        \
+                __mmask32 m = seg - e >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << (seg - e)) - 1);\
+                __m512bh av[NR];                                                                           \
+                _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)                                      \
+                    av[r] = (__m512bh)_mm512_maskz_loadu_epi16(m, at + r * p->lda + e);                    \
+                _Pragma("GCC unroll 6") for (int c = 0; c < NT; c++) {                                    \
+                    __m512bh bv = (__m512bh)_mm512_maskz_loadu_epi16(m, bc[c] + to + e);                   \
+                    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)                                  \
+                        acc[r][c] = _mm512_dpbf16_ps(acc[r][c], av[r], bv);                               \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+        _Pragma("GCC unroll 6") for (int c = 0; c < NT; c++) {                                            \
+            __m512 z = _mm512_setzero_ps();                                                                \
+            __m128 s = reduce4_bf(acc[0][c], NR > 1 ? acc[NR > 1 ? 1 : 0][c] : z,                          \
+                                  NR > 2 ? acc[NR > 2 ? 2 : 0][c] : z, NR > 3 ? acc[NR > 3 ? 3 : 0][c] : z); \
+            float o[4];                                                                                    \
+            _mm_storeu_ps(o, s);                                                                           \
+            _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)                                          \
+                out[r * p->c_m + c * p->c_n] = o[r] + (bias ? bias[r] : 0.0f);                             \
+        }                                                                                                  \
+    }
+
+#define HYI_BTILES(NR) HYI_BTILE(NR, 1) HYI_BTILE(NR, 2) HYI_BTILE(NR, 3) HYI_BTILE(NR, 4) HYI_BTILE(NR, 5) HYI_BTILE(NR, 6)
+HYI_BTILES(1)
+HYI_BTILES(2)
+HYI_BTILES(3)
+HYI_BTILES(4)
+
+typedef void (*btile_fn)(const hyi_bf16_gemm *, const uint16_t *, const uint16_t *const *, float *, const float *);
+#define HYI_BROW(NR) { btile_##NR##_1, btile_##NR##_2, btile_##NR##_3, btile_##NR##_4, btile_##NR##_5, btile_##NR##_6 }
+static const btile_fn k_btiles[BR][BT] = { HYI_BROW(1), HYI_BROW(2), HYI_BROW(3), HYI_BROW(4) };
+
+HYI_ATTR_BF16 static void gemm_bf16_512(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    /* Columns per block: their taps·seg values (2 bytes each) take ~384 KB of L2. */
+    int64_t kk = p->taps * p->seg;
+    int64_t cb = (384 * 1024 / 2) / (kk > 0 ? kk : 1) / BT * BT;
+    cb = cb < BT ? BT : (cb > 64 * BT ? 64 * BT : cb);
+    for (int64_t j0 = n0; j0 < n1; j0 += cb) {
+        int64_t j1 = j0 + cb < n1 ? j0 + cb : n1;
+        for (int64_t i = m0; i < m1; i += BR) {
+            int64_t nr = m1 - i < BR ? m1 - i : BR;
+            for (int64_t j = j0; j < j1; j += BT) {
+                int64_t nt = j1 - j < BT ? j1 - j : BT;
+                const uint16_t *bc[BT];
+                for (int64_t c = 0; c < nt; c++) {
+                    int64_t jj = j + c;
+                    bc[c] = p->b + (jj / p->b_wo) * p->b_row + (jj % p->b_wo) * p->b_col;
+                }
+                k_btiles[nr - 1][nt - 1](p, p->a + i * p->lda, bc, p->c + i * p->c_m + j * p->c_n,
+                                         p->bias ? p->bias + i : NULL);
+            }
+        }
+    }
+}
+
+HYI_ATTR_BF16 static void to_bf16_512(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        _mm512_storeu_si512((void *)(y + i), (__m512i)v);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
+        _mm256_mask_storeu_epi16((void *)(y + i), m, (__m256i)v);
+    }
+}
+
+bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    if (!hyi_cpu_has_avx512_bf16()) return false;
+    if (m0 < m1 && n0 < n1) gemm_bf16_512(p, m0, m1, n0, n1);
+    return true;
+}
+
+void hyi_to_bf16(const float *x, uint16_t *y, int64_t n) {
+    if (hyi_cpu_has_avx512_bf16()) { to_bf16_512(x, y, n); return; }
+    for (int64_t i = 0; i < n; i++) {
+        union { float f; uint32_t u; } v = { x[i] };
+        uint32_t u = v.u;
+        if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu)) { y[i] = (uint16_t)((u >> 16) | 0x40); continue; }
+        u += 0x7FFFu + ((u >> 16) & 1);
+        y[i] = (uint16_t)(u >> 16);
+    }
+}
+
+#else
+bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    (void)p; (void)m0; (void)m1; (void)n0; (void)n1;
+    return false;
+}
+void hyi_to_bf16(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        union { float f; uint32_t u; } v = { x[i] };
+        uint32_t u = v.u;
+        if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu)) { y[i] = (uint16_t)((u >> 16) | 0x40); continue; }
+        u += 0x7FFFu + ((u >> 16) & 1);
+        y[i] = (uint16_t)(u >> 16);
+    }
+}
+#endif
