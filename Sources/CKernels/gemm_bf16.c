@@ -98,6 +98,57 @@ HYI_ATTR_BF16 static void gemm_bf16_512(const hyi_bf16_gemm *p, int64_t m0, int6
     }
 }
 
+/* Outer-product form: C[m, n] (+)= A[m, 2·kp] · B with B packed in pairs, bp[q·ldbp + 2·j + e] =
+ * B[2q + e, j]. A register tile of NR_ rows × 32 columns (2 zmm per row); each step broadcasts one pair of
+ * A per row and loads two pairs-vectors of B. */
+#define HYI_PTILE(NR_, NV)                                                                                 \
+    HYI_ATTR_BF16 static void ptile_##NR_##_##NV(const uint16_t *a, int64_t lda, const uint16_t *bp,       \
+                                                 int64_t ldbp, int64_t kp, float *c, int64_t ldc, int acc_in) { \
+        __m512 acc[NR_][NV];                                                                               \
+        _Pragma("GCC unroll 8") for (int r = 0; r < NR_; r++)                                             \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                          \
+                acc[r][v] = acc_in ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();          \
+        for (int64_t q = 0; q < kp; q++) {                                                                \
+            __m512bh bv[NV];                                                                               \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                          \
+                bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(bp + q * ldbp + 32 * v));              \
+            _Pragma("GCC unroll 8") for (int r = 0; r < NR_; r++) {                                       \
+                uint32_t pair;                                                                             \
+                __builtin_memcpy(&pair, a + r * lda + 2 * q, 4);                                           \
+                __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);                                      \
+                _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                      \
+                    acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);                                   \
+            }                                                                                              \
+        }                                                                                                  \
+        _Pragma("GCC unroll 8") for (int r = 0; r < NR_; r++)                                             \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]); \
+    }
+#define HYI_PTILES(NR_) HYI_PTILE(NR_, 1) HYI_PTILE(NR_, 2)
+HYI_PTILES(1) HYI_PTILES(2) HYI_PTILES(3) HYI_PTILES(4) HYI_PTILES(5) HYI_PTILES(6) HYI_PTILES(7) HYI_PTILES(8)
+
+typedef void (*ptile_fn)(const uint16_t *, int64_t, const uint16_t *, int64_t, int64_t, float *, int64_t, int);
+static const ptile_fn k_ptiles[8][2] = {
+    { ptile_1_1, ptile_1_2 }, { ptile_2_1, ptile_2_2 }, { ptile_3_1, ptile_3_2 }, { ptile_4_1, ptile_4_2 },
+    { ptile_5_1, ptile_5_2 }, { ptile_6_1, ptile_6_2 }, { ptile_7_1, ptile_7_2 }, { ptile_8_1, ptile_8_2 } };
+
+HYI_ATTR_BF16 static void gemm_bf16_packed_512(const uint16_t *a, int64_t lda, const uint16_t *bp, int64_t ldbp,
+                                               int64_t kp, int64_t m, int64_t n, float *c, int64_t ldc, int acc_in) {
+    for (int64_t j = 0; j < n; j += 32) {
+        int nv = n - j >= 32 ? 2 : 1;
+        for (int64_t i = 0; i < m; i += 8) {
+            int64_t nr = m - i < 8 ? m - i : 8;
+            k_ptiles[nr - 1][nv - 1](a + i * lda, lda, bp + 2 * j, ldbp, kp, c + i * ldc + j, ldc, acc_in);
+        }
+    }
+}
+
+bool hyi_gemm_bf16_packed(const uint16_t *a, int64_t lda, const uint16_t *bp, int64_t ldbp, int64_t kp, int64_t m,
+                          int64_t n, float *c, int64_t ldc, bool accumulate) {
+    if (!hyi_cpu_has_avx512_bf16() || n % 16 != 0) return false;
+    if (m > 0 && n > 0) gemm_bf16_packed_512(a, lda, bp, ldbp, kp, m, n, c, ldc, accumulate ? 1 : 0);
+    return true;
+}
+
 HYI_ATTR_BF16 static void to_bf16_512(const float *x, uint16_t *y, int64_t n) {
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -129,6 +180,11 @@ void hyi_to_bf16(const float *x, uint16_t *y, int64_t n) {
 }
 
 #else
+bool hyi_gemm_bf16_packed(const uint16_t *a, int64_t lda, const uint16_t *bp, int64_t ldbp, int64_t kp, int64_t m,
+                          int64_t n, float *c, int64_t ldc, bool accumulate) {
+    (void)a; (void)lda; (void)bp; (void)ldbp; (void)kp; (void)m; (void)n; (void)c; (void)ldc; (void)accumulate;
+    return false;
+}
 bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     (void)p; (void)m0; (void)m1; (void)n0; (void)n1;
     return false;

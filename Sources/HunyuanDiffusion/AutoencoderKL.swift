@@ -251,6 +251,8 @@ public enum AutoencoderKLTensors {
 public final class AutoencoderKL: @unchecked Sendable {
     public let config: AutoencoderKLConfig
     public let weights: AutoencoderKLWeights
+    /// How the products are computed (the weights' bf16 forms are made at load for `.bf16`).
+    public let compute: ComputePrecision
 
     /// Image pixels per latent pixel along each side: 2^(levels − 1).
     public var scaleFactor: Int { config.scaleFactor }
@@ -269,15 +271,17 @@ public final class AutoencoderKL: @unchecked Sendable {
         try config.validate()
         let legacy = config.midBlockAddAttention && ck.tensor("encoder.mid_block.attentions.0.query.weight") != nil
         self.config = config
+        self.compute = compute
         weights = try Component.load(ck, context: "this AutoencoderKL configuration", compute: compute) { b in
             try AutoencoderKLTensors.declare(config, b, legacyAttentionNames: legacy)
         }
     }
 
     /// A VAE over already bound weights (tests, random-weight benchmarks).
-    public init(config: AutoencoderKLConfig, weights: AutoencoderKLWeights) {
+    public init(config: AutoencoderKLConfig, weights: AutoencoderKLWeights, compute: ComputePrecision = .fp32) {
         self.config = config
         self.weights = weights
+        self.compute = compute
     }
 
     /// The posterior of an image: `image` [inChannels, height, width] fp32 (normalized, ~[−1, 1])
@@ -453,7 +457,8 @@ public final class AutoencoderKL: @unchecked Sendable {
             a.k.forward(tokens.p, rows: n, k.p, pool: pool)
             a.v.forward(tokens.p, rows: n, v.p, pool: pool)
             attention(q: q.p, qStride: c, nq: n, keys: k.p, kStride: c, values: v.p, vStride: c, nk: n,
-                      heads: 1, kvHeads: 1, headDim: c, scale: 1 / Float(c).squareRoot(), out: tokens.p, outStride: c, pool: pool)
+                      heads: 1, kvHeads: 1, headDim: c, scale: 1 / Float(c).squareRoot(), out: tokens.p, outStride: c,
+                      precision: compute, pool: pool)
             a.out.forward(tokens.p, rows: n, k.p, pool: pool)
             // x[ch, p] += o[p, ch]
             let o = k.p

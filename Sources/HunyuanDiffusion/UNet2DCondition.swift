@@ -252,6 +252,8 @@ public final class ReferenceAttention {
 /// `ReferenceAttention` value belongs to one forward at a time.
 public struct UNet2DConditionModel: Sendable {
     public let config: UNetConfig
+    /// How the products are computed (the weights' bf16 forms are made at load for `.bf16`).
+    public let compute: ComputePrecision
     public let weights: UNetWeights
 
     struct ResnetRT: Sendable {
@@ -288,13 +290,15 @@ public struct UNet2DConditionModel: Sendable {
         let w = try Component.load(checkpoint, context: "this UNet configuration", compute: compute) {
             try UNetTensors.declare(config, $0)
         }
-        try self.init(config: config, weights: w)
+        try self.init(config: config, weights: w, compute: compute)
     }
 
-    /// A model over weights bound elsewhere (e.g. random weights for benchmarks).
-    public init(config: UNetConfig, weights: UNetWeights) throws {
+    /// A model over weights bound elsewhere (e.g. random weights for benchmarks); `compute` as the
+    /// weights were bound (`.bf16` also runs the attention's products in bf16).
+    public init(config: UNetConfig, weights: UNetWeights, compute: ComputePrecision = .fp32) throws {
         try config.validate()
         self.config = config
+        self.compute = compute
         self.weights = weights
         func resnet(_ r: UNetWeights.Resnet) throws -> ResnetRT {
             ResnetRT(w: r, conv1: try Conv2d(r.conv1, inChannels: r.inChannels, kernel: (3, 3), padding: Padding2D(1)),
@@ -670,7 +674,7 @@ private final class Run {
             for b in 0..<batch {
                 attention(q: q + b * tokens * d, qStride: d, nq: tokens, keys: k + b * nk * d, kStride: d,
                           values: v + b * nk * d, vStride: d, nk: nk, heads: heads, kvHeads: heads, headDim: hd,
-                          scale: scale, out: att + b * tokens * d, outStride: d, pool: pool)
+                          scale: scale, out: att + b * tokens * d, outStride: d, precision: m.compute, pool: pool)
             }
         }
 

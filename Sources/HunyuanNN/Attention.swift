@@ -54,8 +54,9 @@ public func attention(q: UnsafePointer<Float>, qStride: Int, nq: Int,
                       keys: UnsafeRawPointer, kStride: Int, values: UnsafeRawPointer, vStride: Int, nk: Int,
                       kvType: KVElementType = .f32, heads: Int, kvHeads: Int, headDim: Int, scale: Float,
                       mask: AttentionMask = .none, out: UnsafeMutablePointer<Float>, outStride: Int,
-                      lse: UnsafeMutablePointer<Float>? = nil, pool: ThreadPool?) {
-    let shape = AttentionShape(nq: nq, nk: nk, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, mask: mask)
+                      lse: UnsafeMutablePointer<Float>? = nil, precision: ComputePrecision = .fp32, pool: ThreadPool?) {
+    var shape = AttentionShape(nq: nq, nk: nk, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, mask: mask)
+    shape.bf16 = precision == .bf16
     switch kvType {
     case .f32:
         attentionTiled(F32Loader.self, shape, q: q, qStride: qStride, keys: keys, kStride: kStride, values: values,
@@ -81,6 +82,10 @@ struct AttentionShape {
     var blockK = 1024
     /// Key ranges per (KV head, query block) task; > 1 merges partial softmaxes.
     var splits = 0
+    /// QKᵀ and PV as bf16 products (`ComputePrecision.bf16`): Q, K, V and the probabilities rounded
+    /// to bf16, sums and the softmax in fp32. Taken where the CPU has AVX512_BF16 and headDim is a
+    /// multiple of 16; K and V are then packed once per call and key blocks are multiples of 32.
+    var bf16 = false
 
     init(nq: Int, nk: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float, mask: AttentionMask) {
         self.nq = nq; self.nk = nk; self.heads = heads; self.kvHeads = max(1, kvHeads); self.headDim = headDim
@@ -98,6 +103,8 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
     let nq = sh.nq, hd = sh.headDim, group = sh.group, scale = sh.scale, mask = sh.mask
     if nq <= 0 || sh.heads <= 0 || hd <= 0 { return }
     if sh.blockQ <= 0 { sh.blockQ = max(1, min(nq, 256 / group)) }
+    let packed = sh.bf16 && CPUFeatures.avx512bf16 && hd % 16 == 0
+    if packed { sh.blockK = max(32, sh.blockK & ~31) }
     let bq = sh.blockQ, bk = max(1, sh.blockK)
     let qBlocks = (nq + bq - 1) / bq
     let threads = pool?.threadCount ?? 1
@@ -113,6 +120,10 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
     let partials = splits > 1 ? FloatBuffer(sh.kvHeads * qBlocks * splits * rows * partialStride, zeroed: false) : nil
     let directF32 = L.self == F32Loader.self
     let smallRows = 8
+    // bf16 products: K packed as kP[g][d/2][j][d%2], V as vP[g][j/2][d][j%2] (keys padded to nkPad with zeros).
+    let nkPad = (sh.nk + 31) & ~31
+    let kvPack = packed ? packKV(L.self, sh, keys: keys, kStride: kStride, values: values, vStride: vStride, nkPad: nkPad,
+                                 pool: pool) : nil
     let body: (Int) -> Void = { task in
         let sp = task % splits, qb = (task / splits) % qBlocks, g = task / (splits * qBlocks)
         let i0 = qb * bq, m = min(bq, nq - i0), mr = m * group
@@ -132,12 +143,21 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
         }
         for i in 0..<mr { rowMax[i] = -.infinity; rowSum[i] = 0 }
         acc.update(repeating: 0, count: mr * hd)
+        // bf16 products: Q rounded once; scores and probabilities with rows of nPad (≤ bk) values.
+        let qb16 = kvPack.map { _ in BF16Buffer(mr * hd) }, p16 = kvPack.map { _ in BF16Buffer(mr * bk) }
+        if let qb16 { roundToBF16(qg, qb16.p, count: mr * hd) }
         var blk = b0
         while blk < b1 {
             let j0 = blk * bk, n = min(bk, seen - j0)
+            let nPad = (n + 15) & ~15
+            let ls = kvPack == nil ? n : nPad            // S rows of ls values (nPad ≤ bk with bf16 products)
             // K and V of the block as fp32 [n, hd] (in place when stored as f32).
             let kp: UnsafePointer<Float>, kld: Int, vp: UnsafePointer<Float>, vld: Int
-            if directF32 {
+            if let kvPack, let qb16 {
+                bf16PackedGEMM(qb16.p, lda: hd, kvPack.k.p + g * hd * nkPad + 2 * j0, ldp: 2 * nkPad, pairs: hd / 2,
+                               m: mr, n: nPad, s, ldc: nPad, accumulate: false)
+                kp = UnsafePointer(s); kld = 0; vp = kp; vld = 0
+            } else if directF32 {
                 kp = (keys + 4 * (j0 * kStride + kc)).assumingMemoryBound(to: Float.self); kld = kStride
                 vp = (values + 4 * (j0 * vStride + kc)).assumingMemoryBound(to: Float.self); vld = vStride
             } else {
@@ -149,7 +169,9 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
             }
             // S[mr, n] = Qg · Kᵀ; probabilities exp(scale · (S − running max)) (scale > 0). A few rows
             // (decode) as SIMD dot products: a GEMM call costs more than it saves there.
-            if mr <= smallRows {
+            if kvPack != nil {
+                // S was computed above.
+            } else if mr <= smallRows {
                 for row in 0..<mr {
                     let qr = UnsafePointer(qg + row * hd), sr = s + row * n
                     for j in 0..<n { sr[j] = dotRow(F32Loader.self, UnsafeRawPointer(kp + j * kld), qr, hd) }
@@ -158,13 +180,13 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
                 gemm(transB: true, m: mr, n: n, k: hd, a: qg, lda: hd, b: kp, ldb: kld, c: s, ldc: n)
             }
             for row in 0..<mr {
-                let sr = s + row * n
+                let sr = s + row * ls
                 let valid = min(n, max(0, mask.visible(i0 + row / group, sh.nk) - j0))
-                if valid == 0 { sr.update(repeating: 0, count: n); continue }
+                if valid == 0 { sr.update(repeating: 0, count: ls); continue }
                 let newMax = max(rowMax[row], maxElement(sr, valid))
                 let corr = rowMax[row] == -.infinity ? 0 : expf((rowMax[row] - newMax) * scale)
                 let sum = expShifted(sr, valid, shift: newMax, scale: scale)
-                if valid < n { (sr + valid).update(repeating: 0, count: n - valid) }
+                if valid < ls { (sr + valid).update(repeating: 0, count: ls - valid) }
                 rowSum[row] = rowSum[row] * corr + sum
                 if corr != 1 {
                     let ar = acc + row * hd
@@ -173,7 +195,11 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
                 rowMax[row] = newMax
             }
             // acc[mr, hd] += P[mr, n] · V_blk[n, hd]
-            if mr <= smallRows {
+            if let kvPack, let p16 {
+                roundToBF16(s, p16.p, count: mr * nPad)
+                bf16PackedGEMM(p16.p, lda: nPad, kvPack.v.p + g * hd * nkPad + j0 * hd, ldp: 2 * hd, pairs: nPad / 2,
+                               m: mr, n: hd, acc, ldc: hd, accumulate: true)
+            } else if mr <= smallRows {
                 for row in 0..<mr {
                     let sr = s + row * n, ar = UnsafeMutableRawPointer(acc + row * hd)
                     for j in 0..<n {
@@ -250,6 +276,32 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
             }
         }
     }
+}
+
+/// K and V of every KV head as bf16, packed in pairs for `bf16PackedGEMM`: k[g][d/2][j][d%2] (row of
+/// pairs 2·nkPad long) and v[g][j/2][d][j%2] (2·headDim long); keys nk ..< nkPad are zeros.
+func packKV<L: WeightLoader>(_: L.Type, _ sh: AttentionShape, keys: UnsafeRawPointer, kStride: Int,
+                             values: UnsafeRawPointer, vStride: Int, nkPad: Int, pool: ThreadPool?) -> (k: BF16Buffer, v: BF16Buffer) {
+    let hd = sh.headDim, nk = sh.nk
+    let kP = BF16Buffer(sh.kvHeads * hd * nkPad, zeroed: true), vP = BF16Buffer(sh.kvHeads * hd * nkPad, zeroed: true)
+    let chunks = max(1, (nk + 255) / 256)
+    parallelRows(pool, sh.kvHeads * chunks, minChunk: 1) { range in
+        let row = FloatBuffer(hd, zeroed: false), r16 = BF16Buffer(hd)
+        for task in range {
+            let g = task / chunks, j0 = task % chunks * 256
+            let kg = kP.p + g * hd * nkPad, vg = vP.p + g * hd * nkPad
+            for j in j0..<min(nk, j0 + 256) {
+                convertRow(L.self, keys + L.byteOffset(j * kStride + g * hd), hd, row.p)
+                roundToBF16(row.p, r16.p, count: hd)
+                for d in 0..<hd { kg[(d >> 1) * 2 * nkPad + 2 * j + (d & 1)] = r16.p[d] }
+                convertRow(L.self, values + L.byteOffset(j * vStride + g * hd), hd, row.p)
+                roundToBF16(row.p, r16.p, count: hd)
+                let vj = vg + (j >> 1) * 2 * hd + (j & 1)
+                for d in 0..<hd { vj[2 * d] = r16.p[d] }
+            }
+        }
+    }
+    return (kP, vP)
 }
 
 /// Backward of `attention` over fp32 q/k/v of one sequence (the layout of the forward, strides in

@@ -586,7 +586,8 @@ struct MVDBenchCommand: ParsableCommand {
             (the default) or with --stages.
             Columns: seconds; GFLOP counted from the declared shapes (convs and linears 2·MACs, attention QKᵀ + PV);
             `bound s` = matrix GFLOP at the measured GEMM rate of the stored weight type (Linear.forward, fp32 or f16
-            weights) + attention GFLOP at the fp32 rate; `% of bound` = bound / seconds; peak RSS of the process so
+            weights; bf16 products with --compute bf16 for the UNet and the VAE) + attention GFLOP at the fp32 rate (the
+            bf16 rate with --compute bf16, UNet and VAE); `% of bound` = bound / seconds; peak RSS of the process so
             far (ru_maxrss). A markdown table on stdout; progress on stderr.
             """)
 
@@ -763,7 +764,7 @@ struct MVDBenchCommand: ParsableCommand {
             for r in rows {
                 var bound = "-", gf = "-", eff = "-"
                 if let fl = r.flops {
-                    let b = fl.matrix / r.matrixRate + fl.attention / rate32
+                    let b = fl.matrix / r.matrixRate + fl.attention / (r.matrixRate == rateBF16 ? rateBF16 : rate32)
                     bound = Self.fmt(b); gf = Self.fmt(fl.total / 1e9); eff = Self.fmt(100 * b / r.seconds)
                 }
                 out.write("| \(r.stage) | \(r.load.map { Self.fmt($0) } ?? "-") | \(Self.fmt(r.seconds)) | \(gf) | \(bound) | \(eff) | "

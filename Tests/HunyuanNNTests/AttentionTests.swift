@@ -47,7 +47,10 @@ final class AttentionTests: XCTestCase {
 
     /// Runs `attention` (or, with `tiles`, the tiled kernel with forced block sizes and key splits)
     /// and returns the worst |Δ| of the output and of the lse against the float64 definition.
-    func run(_ c: Case, kvType: KVElementType = .f32, tiles: (q: Int, k: Int, splits: Int)? = nil) -> (err: Double, lseErr: Double) {
+    /// With `bf16` the products are bf16 (`ComputePrecision.bf16`); where they run as such (AVX512_BF16,
+    /// hd a multiple of 16) the reference sees q, k and v rounded to bf16.
+    func run(_ c: Case, kvType: KVElementType = .f32, tiles: (q: Int, k: Int, splits: Int)? = nil,
+             bf16: Bool = false) -> (err: Double, lseErr: Double) {
         let inner = c.heads * c.hd, kvInner = c.kvHeads * c.hd
         let qs = inner + 5, ks = kvInner + (kvType == .q8_0 ? 0 : 3), vs = kvInner + (kvType == .q8_0 ? 0 : 1), os = inner + 1
         let q = (0..<(c.nq * qs)).map { _ in rnd() }
@@ -69,7 +72,9 @@ final class AttentionTests: XCTestCase {
             }
         }
         store(&k, &kb); store(&v, &vb)
-        let (ref, refLSE) = reference(c, q: q, qs: qs, k: k, ks: ks, v: v, vs: vs)
+        let rounded = bf16 && CPUFeatures.avx512bf16 && c.hd % 16 == 0
+        let r: ([Float]) -> [Float] = { rounded ? $0.map(Conv2dTests.bf16) : $0 }
+        let (ref, refLSE) = reference(c, q: r(q), qs: qs, k: r(k), ks: ks, v: r(v), vs: vs)
         var out = [Float](repeating: .nan, count: c.nq * os), lse = [Float](repeating: .nan, count: c.heads * c.nq)
         let pool = ThreadPool(threads: 2)
         q.withUnsafeBufferPointer { qp in kb.withUnsafeBytes { kp in vb.withUnsafeBytes { vp in
@@ -77,7 +82,7 @@ final class AttentionTests: XCTestCase {
                 if let t = tiles {
                     var sh = AttentionShape(nq: c.nq, nk: c.nk, heads: c.heads, kvHeads: c.kvHeads, headDim: c.hd,
                                             scale: c.scale, mask: c.mask)
-                    sh.blockQ = t.q; sh.blockK = t.k; sh.splits = t.splits
+                    sh.blockQ = t.q; sh.blockK = t.k; sh.splits = t.splits; sh.bf16 = bf16
                     func go<L: WeightLoader>(_ l: L.Type) {
                         attentionTiled(l, sh, q: qp.baseAddress!, qStride: qs, keys: kp.baseAddress!, kStride: ks,
                                        values: vp.baseAddress!, vStride: vs, out: op.baseAddress!, outStride: os,
@@ -88,7 +93,7 @@ final class AttentionTests: XCTestCase {
                     attention(q: qp.baseAddress!, qStride: qs, nq: c.nq, keys: kp.baseAddress!, kStride: ks,
                               values: vp.baseAddress!, vStride: vs, nk: c.nk, kvType: kvType, heads: c.heads,
                               kvHeads: c.kvHeads, headDim: c.hd, scale: c.scale, mask: c.mask, out: op.baseAddress!,
-                              outStride: os, lse: lp.baseAddress!, pool: pool)
+                              outStride: os, lse: lp.baseAddress!, precision: bf16 ? .bf16 : .fp32, pool: pool)
                 }
             } }
         } } }
@@ -115,6 +120,29 @@ final class AttentionTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// bf16 products (K/V packed in pairs, key blocks of multiples of 32): every tiling, masks, GQA,
+    /// f16 keys, the public entry on several key blocks; probabilities are rounded to bf16 too, so the
+    /// output bound is bf16's (lse stays fp32-accurate). A head size off 16 stays fp32.
+    func testBF16Products() {
+        let bound = CPUFeatures.avx512bf16 ? 1e-2 : 1e-5
+        for kv in [KVElementType.f32, .f16] {
+            for (heads, kvHeads) in [(4, 4), (4, 2)] {
+                for mask in [AttentionMask.none, .causal(offset: 0), .causal(offset: 16)] {
+                    for t in [(1, 1, 1), (5, 16, 3), (37, 53, 1), (128, 256, 2)] {
+                        var c = Case(); c.heads = heads; c.kvHeads = kvHeads; c.mask = mask; c.hd = 16
+                        let r = run(c, kvType: kv, tiles: t, bf16: true)
+                        XCTAssertLessThan(r.err, bound, "\(kv) \(heads)/\(kvHeads) \(mask) tiles \(t)")
+                        XCTAssertLessThan(r.lseErr, 1e-4, "lse \(kv) \(heads)/\(kvHeads) \(mask) tiles \(t)")
+                    }
+                }
+            }
+        }
+        var c = Case(); c.nq = 300; c.nk = 2500; c.heads = 2; c.kvHeads = 2; c.hd = 64; c.scale = 0.125
+        XCTAssertLessThan(run(c, bf16: true).err, bound, "several key blocks")
+        c.hd = 24; c.nk = 100
+        XCTAssertLessThan(run(c, bf16: true).err, 1e-5, "head size 24 stays fp32")
     }
 
     /// The public entry with its own tiling: prefill-sized and decode-sized calls (the latter split the

@@ -76,6 +76,12 @@ typedef struct {
  * AVX512_BF16. Thread-safe on disjoint output blocks. */
 bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 
+/* C[m, n] = (C +, when accumulate) A[m, 2·kp] · B for bf16 A (row stride lda; pairs of the reduction
+ * axis adjacent) and B packed in pairs: bp[q·ldbp + 2·j + e] = B[2q + e, j]; fp32 C (row stride ldc).
+ * n must be a multiple of 16. Returns false (nothing done) without AVX512_BF16 or for another n. */
+bool hyi_gemm_bf16_packed(const uint16_t *a, int64_t lda, const uint16_t *bp, int64_t ldbp, int64_t kp, int64_t m,
+                          int64_t n, float *c, int64_t ldc, bool accumulate);
+
 /* y[i] = x[i] rounded to bf16 (nearest even; NaN stays NaN). */
 void hyi_to_bf16(const float *x, uint16_t *y, int64_t n);
 

@@ -122,3 +122,13 @@ public func linearBF16(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ t: Int, _
     return bf16GEMM(d, xb.p, columns: t, columnsPerRow: t, rowStep: 0, colStep: k, tapOffsets: [0], out: y,
                     outRowStride: 1, outColStride: ldy ?? w.rows, bias: bias, pool: pool)
 }
+
+/// C[m, n] = (C +, when `accumulate`) A[m, 2·pairs] · B, bf16 A (row stride lda, the reduction axis
+/// contiguous) and B packed in pairs of the reduction axis: packed[q·ldp + 2·j + e] = B[2q + e, j];
+/// fp32 C (row stride ldc); n a multiple of 16. Inline (no threads). Returns false (nothing done)
+/// without AVX512_BF16 or for another n.
+@discardableResult
+public func bf16PackedGEMM(_ a: UnsafePointer<UInt16>, lda: Int, _ packed: UnsafePointer<UInt16>, ldp: Int, pairs: Int,
+                           m: Int, n: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) -> Bool {
+    hyi_gemm_bf16_packed(a, Int64(lda), packed, Int64(ldp), Int64(pairs), Int64(m), Int64(n), c, Int64(ldc), accumulate)
+}
