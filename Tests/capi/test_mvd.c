@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     /* loading errors */
     hy_mvd *m = NULL;
     hy_mvd_params params = p_hy_mvd_default_params();
-    CHECK(params.struct_size == sizeof params && params.n_threads == 0 && params.variant == NULL, "defaults");
+    CHECK(params.struct_size == sizeof params && params.n_threads == 0 && params.variant == NULL &&
+          params.compute == HY_COMPUTE_FP32, "defaults");
     EXPECT_STATUS(p_hy_mvd_load(NULL, NULL, &m), HY_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(p_hy_mvd_load(dir, NULL, NULL), HY_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(p_hy_mvd_load("/nonexistent/mvd", NULL, &m), HY_ERR_IO);
@@ -67,6 +68,10 @@ int main(int argc, char **argv) {
     bad = params;
     bad.n_threads = -1;
     EXPECT_STATUS(p_hy_mvd_load(dir, &bad, &m), HY_ERR_INVALID_ARGUMENT);
+    bad = params;
+    bad.compute = 7;
+    EXPECT_STATUS(p_hy_mvd_load(dir, &bad, &m), HY_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(p_hy_last_error(), "compute") != NULL, "message: %s", p_hy_last_error());
     bad = params;
     bad.variant = "";
     EXPECT_STATUS(p_hy_mvd_load(dir, &bad, &m), HY_ERR_INVALID_ARGUMENT);

@@ -40,6 +40,21 @@ def test_views_from_array_and_file(fixture, tmp_path):
         assert all(np.array_equal(a, b) for a, b in zip(views, from_file))
 
 
+def test_bf16_products_stay_near_fp32(fixture):
+    """compute="bf16" (bf16 weights and activations, fp32 sums) against the default fp32 products on the same
+    seed: the views differ by bf16 rounding only (fp32 is the mode the fixture parity holds to 1e-4)."""
+    h, w = json.loads((fixture / "fixture_meta.json").read_text())["image_hw"]
+    rgba = load_file(str(fixture / "inputs.safetensors"))["rgba_u8"]
+    with hunyuan.MultiView(fixture, n_threads=2) as mv:
+        ref = np.stack(mv.generate(rgba, steps=2, seed=3, width=w, height=h)).astype(np.int16)
+    with hunyuan.MultiView(fixture, n_threads=2, compute="bf16") as mv:
+        got = np.stack(mv.generate(rgba, steps=2, seed=3, width=w, height=h)).astype(np.int16)
+    diff = np.abs(got - ref)
+    assert diff.mean() < 1.0 and diff.max() <= 16, (diff.mean(), diff.max())
+    with pytest.raises(ValueError):
+        hunyuan.MultiView(fixture, compute="fp64")
+
+
 def test_cancel_and_errors(fixture):
     rgba = load_file(str(fixture / "inputs.safetensors"))["rgba_u8"]
     mv = hunyuan.MultiView(fixture)
