@@ -3,6 +3,7 @@
 # (bench/mvd-diffusers.py) on the same random-weight folder, same threads, one after the other.
 #
 #   bench/mvd-bench.sh [--dir DIR] [--dtype f16|f32] [--threads N] [--steps N] [--hunyuan3d PATH] [--size full|tiny]
+#                      [--compute fp32|bf16]
 #
 # Makes DIR with `hunyuan-cli mvd-random` if it is missing (default /work/benchcache/mvd-full-<dtype>), runs
 # ours then PyTorch (fp32 on the CPU; the official Hunyuan3d_MVD_Lite_Pipeline when --hunyuan3d points at a
@@ -13,7 +14,7 @@
 # PYTHON (default /work/benchvenv/bin/python). Progress of both tools goes to stderr.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-dtype=f16 threads=2 steps=0 size=full dir="" hy3d=""
+dtype=f16 threads=2 steps=0 size=full dir="" hy3d="" compute=fp32
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
@@ -22,7 +23,8 @@ while [ $# -gt 0 ]; do
     --steps) steps="$2"; shift 2 ;;
     --size) size="$2"; shift 2 ;;
     --hunyuan3d) hy3d="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --compute) compute="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 1 ;;
   esac
 done
@@ -43,7 +45,7 @@ trap 'rm -rf "$tmp"' EXIT
 stage_args=()
 [ "$steps" -gt 0 ] && stage_args=(--steps "$steps" --stages)
 echo "ours …" >&2
-"$cli" mvd-bench "$dir" --threads "$threads" "${stage_args[@]}" > "$tmp/ours.md"
+"$cli" mvd-bench "$dir" --threads "$threads" --compute "$compute" "${stage_args[@]}" > "$tmp/ours.md"
 echo "PyTorch …" >&2
 py_args=("$dir" --threads "$threads" "${stage_args[@]}")
 [ -n "$hy3d" ] && py_args+=(--hunyuan3d "$hy3d")

@@ -13,6 +13,7 @@
  * whose activations stay in L2 while every row of the range passes over them. */
 #include "hy_kernels.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -149,6 +150,52 @@ bool hyi_gemm_bf16_packed(const uint16_t *a, int64_t lda, const uint16_t *bp, in
     return true;
 }
 
+/* exp(x) for 16 lanes: the Cephes expf polynomial (as HunyuanNN's exp8), inputs clamped to [-87.3, 88.7]. */
+HYI_ATTR_BF16 static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)), _mm512_set1_ps(-87.3f));
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), magic);
+    __m512 fx = _mm512_sub_ps(t, magic);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fmadd_ps(fx, _mm512_set1_ps(2.12194440e-4f), x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), _mm512_set1_ps(1.0f));
+    __m512i n = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23)));
+}
+
+HYI_ATTR_BF16 static float exp_shift_bf16_512(const float *x, int64_t n, int64_t n_pad, float shift, float scale,
+                                              uint16_t *p) {
+    __m512 acc = _mm512_setzero_ps();
+    const __m512 sh = _mm512_set1_ps(shift), sc = _mm512_set1_ps(scale);
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_mov_ps(m, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh), sc)));
+        acc = _mm512_add_ps(acc, v);
+        _mm256_storeu_si256((__m256i *)(p + i), (__m256i)_mm512_cvtneps_pbh(v));
+    }
+    for (; i < n_pad; i += 16) _mm256_storeu_si256((__m256i *)(p + i), _mm256_setzero_si256());
+    return _mm512_reduce_add_ps(acc);
+}
+
+float hyi_exp_shift_bf16(const float *x, int64_t n, int64_t n_pad, float shift, float scale, uint16_t *p) {
+    if (hyi_cpu_has_avx512_bf16()) return exp_shift_bf16_512(x, n, n_pad, shift, scale, p);
+    float s = 0;
+    for (int64_t i = 0; i < n_pad; i++) {
+        float v = i < n ? expf((x[i] - shift) * scale) : 0.0f;
+        s += v;
+        hyi_to_bf16(&v, p + i, 1);
+    }
+    return s;
+}
+
 HYI_ATTR_BF16 static void to_bf16_512(const float *x, uint16_t *y, int64_t n) {
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -180,6 +227,15 @@ void hyi_to_bf16(const float *x, uint16_t *y, int64_t n) {
 }
 
 #else
+float hyi_exp_shift_bf16(const float *x, int64_t n, int64_t n_pad, float shift, float scale, uint16_t *p) {
+    float s = 0;
+    for (int64_t i = 0; i < n_pad; i++) {
+        float v = i < n ? expf((x[i] - shift) * scale) : 0.0f;
+        s += v;
+        hyi_to_bf16(&v, p + i, 1);
+    }
+    return s;
+}
 bool hyi_gemm_bf16_packed(const uint16_t *a, int64_t lda, const uint16_t *bp, int64_t ldbp, int64_t kp, int64_t m,
                           int64_t n, float *c, int64_t ldc, bool accumulate) {
     (void)a; (void)lda; (void)bp; (void)ldbp; (void)kp; (void)m; (void)n; (void)c; (void)ldc; (void)accumulate;

@@ -182,11 +182,20 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
             for row in 0..<mr {
                 let sr = s + row * ls
                 let valid = min(n, max(0, mask.visible(i0 + row / group, sh.nk) - j0))
-                if valid == 0 { sr.update(repeating: 0, count: ls); continue }
+                if valid == 0 {
+                    if let p16 { (p16.p + row * ls).update(repeating: 0, count: ls) } else { sr.update(repeating: 0, count: ls) }
+                    continue
+                }
                 let newMax = max(rowMax[row], maxElement(sr, valid))
                 let corr = rowMax[row] == -.infinity ? 0 : expf((rowMax[row] - newMax) * scale)
-                let sum = expShifted(sr, valid, shift: newMax, scale: scale)
-                if valid < ls { (sr + valid).update(repeating: 0, count: ls - valid) }
+                let sum: Float
+                if let p16 {
+                    // bf16 products: the probabilities go straight to bf16 (zero-padded to nPad).
+                    sum = expShiftedBF16(sr, valid, padTo: ls, shift: newMax, scale: scale, p16.p + row * ls)
+                } else {
+                    sum = expShifted(sr, valid, shift: newMax, scale: scale)
+                    if valid < ls { (sr + valid).update(repeating: 0, count: ls - valid) }
+                }
                 rowSum[row] = rowSum[row] * corr + sum
                 if corr != 1 {
                     let ar = acc + row * hd
@@ -196,7 +205,6 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
             }
             // acc[mr, hd] += P[mr, n] · V_blk[n, hd]
             if let kvPack, let p16 {
-                roundToBF16(s, p16.p, count: mr * nPad)
                 bf16PackedGEMM(p16.p, lda: nPad, kvPack.v.p + g * hd * nkPad + j0 * hd, ldp: 2 * hd, pairs: nPad / 2,
                                m: mr, n: hd, acc, ldc: hd, accumulate: true)
             } else if mr <= smallRows {

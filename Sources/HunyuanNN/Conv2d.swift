@@ -55,9 +55,10 @@ public struct Conv2d: @unchecked Sendable {
     /// nearest up-sampled input.
     public func outputSize(height h: Int, width w: Int, upsample2x: Bool = false) -> (Int, Int) {
         let s = upsample2x ? 1 : 0
-        let ho = ((h << s) + padding.top + padding.bottom - dilation * (kernelH - 1) - 1) / stride + 1
-        let wo = ((w << s) + padding.left + padding.right - dilation * (kernelW - 1) - 1) / stride + 1
-        return (max(ho, 0), max(wo, 0))
+        let nh = (h << s) + padding.top + padding.bottom - dilation * (kernelH - 1) - 1
+        let nw = (w << s) + padding.left + padding.right - dilation * (kernelW - 1) - 1
+        // floor(n / stride) + 1, which is ≤ 0 (no output) for a negative n, as PyTorch computes it.
+        return (nh < 0 ? 0 : nh / stride + 1, nw < 0 ? 0 : nw / stride + 1)
     }
 
     /// Floats of scratch one call may hold for im2col chunks and a widened weight tile (each ≤ 32 MB).

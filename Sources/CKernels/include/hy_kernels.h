@@ -82,6 +82,10 @@ bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, i
 bool hyi_gemm_bf16_packed(const uint16_t *a, int64_t lda, const uint16_t *bp, int64_t ldbp, int64_t kp, int64_t m,
                           int64_t n, float *c, int64_t ldc, bool accumulate);
 
+/* p[i] = bf16(exp((x[i] − shift)·scale)) for i < n, 0 for n ≤ i < n_pad (n_pad a multiple of 16); returns the
+ * fp32 sum of the exponentials (before rounding). The online-softmax step of bf16 attention. */
+float hyi_exp_shift_bf16(const float *x, int64_t n, int64_t n_pad, float shift, float scale, uint16_t *p);
+
 /* y[i] = x[i] rounded to bf16 (nearest even; NaN stays NaN). */
 void hyi_to_bf16(const float *x, uint16_t *y, int64_t n);
 

@@ -132,3 +132,11 @@ public func bf16PackedGEMM(_ a: UnsafePointer<UInt16>, lda: Int, _ packed: Unsaf
                            m: Int, n: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) -> Bool {
     hyi_gemm_bf16_packed(a, Int64(lda), packed, Int64(ldp), Int64(pairs), Int64(m), Int64(n), c, Int64(ldc), accumulate)
 }
+
+/// p[i] = bf16(exp((x[i] − shift)·scale)) for i < n and 0 for n ≤ i < nPad (a multiple of 16);
+/// returns the fp32 sum of the exponentials — the online-softmax step of bf16 attention.
+@inlinable
+public func expShiftedBF16(_ x: UnsafePointer<Float>, _ n: Int, padTo nPad: Int, shift: Float, scale: Float,
+                           _ p: UnsafeMutablePointer<UInt16>) -> Float {
+    hyi_exp_shift_bf16(x, Int64(n), Int64(nPad), shift, scale, p)
+}
