@@ -42,15 +42,23 @@ def test_views_from_array_and_file(fixture, tmp_path):
 
 def test_bf16_products_stay_near_fp32(fixture):
     """compute="bf16" (bf16 weights and activations, fp32 sums) against the default fp32 products on the same
-    seed: the views differ by bf16 rounding only (fp32 is the mode the fixture parity holds to 1e-4)."""
+    seed. bf16 rounding (2^-9 per operand) is amplified by the guidance of a few large-sigma steps, so at 2 steps
+    the views move by a few levels (measured mean 5, against 66 between two seeds); at 10 steps they agree
+    within a few levels (measured mean 0.4, max 3). fp32 is the mode the fixture parity holds to 1e-4."""
     h, w = json.loads((fixture / "fixture_meta.json").read_text())["image_hw"]
     rgba = load_file(str(fixture / "inputs.safetensors"))["rgba_u8"]
+
+    def views(mv, steps, seed):
+        return np.stack(mv.generate(rgba, steps=steps, seed=seed, width=w, height=h)).astype(np.int16)
+
     with hunyuan.MultiView(fixture, n_threads=2) as mv:
-        ref = np.stack(mv.generate(rgba, steps=2, seed=3, width=w, height=h)).astype(np.int16)
+        ref2, other2, ref10 = views(mv, 2, 3), views(mv, 2, 4), views(mv, 10, 3)
     with hunyuan.MultiView(fixture, n_threads=2, compute="bf16") as mv:
-        got = np.stack(mv.generate(rgba, steps=2, seed=3, width=w, height=h)).astype(np.int16)
-    diff = np.abs(got - ref)
-    assert diff.mean() < 1.0 and diff.max() <= 16, (diff.mean(), diff.max())
+        got2, got10 = views(mv, 2, 3), views(mv, 10, 3)
+    seeds = np.abs(other2 - ref2).mean()
+    d2, d10 = np.abs(got2 - ref2), np.abs(got10 - ref10)
+    assert d2.mean() < 0.15 * seeds, (d2.mean(), seeds)
+    assert d10.mean() < 1.0 and d10.max() <= 8, (d10.mean(), d10.max())
     with pytest.raises(ValueError):
         hunyuan.MultiView(fixture, compute="fp64")
 
