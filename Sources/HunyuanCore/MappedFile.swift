@@ -36,6 +36,19 @@ public final class MappedFile: @unchecked Sendable {
         try withExtendedLifetime(self) { try body(bytes) }
     }
 
+    /// Drops the resident pages lying wholly inside `range` (a view into this mapping; anything else is
+    /// ignored), so memory-mapped weights that were copied elsewhere stop counting in the resident
+    /// set. The mapping stays valid: a later read faults the pages back in from the file.
+    public func releasePages(_ range: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, let lo = range.baseAddress, lo >= base,
+              lo + range.count <= base + bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: lo) + page - 1) / page * page
+        let end = (Int(bitPattern: lo) + range.count) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }

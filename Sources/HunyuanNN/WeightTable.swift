@@ -103,7 +103,11 @@ public final class CheckpointBinder: WeightBinder {
         }
         let m = try WeightMatrix(t, rows: rows, cols: cols, scale: scale)
         guard compute == .bf16 && CPUFeatures.avx512bf16 && rows > 0 && cols > 0 else { return m }
-        return m.withBF16(taps: shape.count == 4 ? shape[2] * shape[3] : 1)
+        let converted = m.withBF16(taps: shape.count == 4 ? shape[2] * shape[3] : 1)
+        // The stored pages were read once for the copy: drop them from the resident set (a matvec on
+        // the stored form faults them back in).
+        if let file = (t.owner as? SafetensorsFile)?.file ?? (t.owner as? MappedFile) { file.releasePages(t.data) }
+        return converted
     }
 
     public func vector(_ name: String, shape: [Int]) throws -> [Float] {

@@ -34,6 +34,9 @@ public final class MultiViewDiffusion: @unchecked Sendable {
     /// How the UNet's and the VAE's products are computed (`ComputePrecision`; `.fp32` reproduces the
     /// reference to fp32 rounding).
     public let compute: ComputePrecision
+    /// The VAE posterior (mean, logvar) of the all-zero negative image: the same for every run at a
+    /// given size, so it is encoded once per instance.
+    private var negativePosterior: (height: Int, width: Int, mean: [Float], logvar: [Float])? = nil
     /// One coefficient per text token (`model_index.json`).
     public let ramp: [Float]
     public let scheduler: EulerAncestralScheduler
@@ -186,10 +189,16 @@ public final class MultiViewDiffusion: @unchecked Sendable {
             }
             // batch order [negative (zeros), condition]
             var lat = [Float](repeating: 0, count: 2 * n)
-            for (b, pixels, name) in [(0, [Float](repeating: 0, count: pv.pixels.count), "vae_posterior_noise_neg"),
-                                      (1, pv.pixels, "vae_posterior_noise_cond")] {
+            for (b, name) in [(0, "vae_posterior_noise_neg"), (1, "vae_posterior_noise_cond")] {
                 try checkAbort(.encodeImage)
-                let post = try vae.encode(pixels, height: pv.height, width: pv.width, pool: pool, shouldStop: stop)
+                let post: (mean: [Float], logvar: [Float])
+                if b == 0, let c = negativePosterior, c.height == pv.height, c.width == pv.width {
+                    post = (c.mean, c.logvar)
+                } else {
+                    let pixels = b == 0 ? [Float](repeating: 0, count: pv.pixels.count) : pv.pixels
+                    post = try vae.encode(pixels, height: pv.height, width: pv.width, pool: pool, shouldStop: stop)
+                    if b == 0 { negativePosterior = (pv.height, pv.width, post.mean, post.logvar) }
+                }
                 let eps = try noise.draw(name, count: n)
                 for i in 0..<n { lat[b * n + i] = post.mean[i] + expf(0.5 * post.logvar[i]) * eps[i] }
             }
