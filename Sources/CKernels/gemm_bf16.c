@@ -17,6 +17,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Portable forms, used where AVX512_BF16 is missing. */
+static void to_bf16_scalar(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        union { float f; uint32_t u; } v = { x[i] };
+        uint32_t u = v.u;
+        if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu)) { y[i] = (uint16_t)((u >> 16) | 0x40); continue; }
+        u += 0x7FFFu + ((u >> 16) & 1);
+        y[i] = (uint16_t)(u >> 16);
+    }
+}
+
+static float exp_shift_scalar(const float *x, int64_t n, int64_t n_pad, float shift, float scale, uint16_t *p) {
+    float s = 0;
+    for (int64_t i = 0; i < n_pad; i++) {
+        float v = i < n ? expf((x[i] - shift) * scale) : 0.0f;
+        s += v;
+        to_bf16_scalar(&v, p + i, 1);
+    }
+    return s;
+}
+
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 10))
 #include <immintrin.h>
 
@@ -187,13 +208,7 @@ HYI_ATTR_BF16 static float exp_shift_bf16_512(const float *x, int64_t n, int64_t
 
 float hyi_exp_shift_bf16(const float *x, int64_t n, int64_t n_pad, float shift, float scale, uint16_t *p) {
     if (hyi_cpu_has_avx512_bf16()) return exp_shift_bf16_512(x, n, n_pad, shift, scale, p);
-    float s = 0;
-    for (int64_t i = 0; i < n_pad; i++) {
-        float v = i < n ? expf((x[i] - shift) * scale) : 0.0f;
-        s += v;
-        hyi_to_bf16(&v, p + i, 1);
-    }
-    return s;
+    return exp_shift_scalar(x, n, n_pad, shift, scale, p);
 }
 
 HYI_ATTR_BF16 static void to_bf16_512(const float *x, uint16_t *y, int64_t n) {
@@ -217,24 +232,12 @@ bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, i
 
 void hyi_to_bf16(const float *x, uint16_t *y, int64_t n) {
     if (hyi_cpu_has_avx512_bf16()) { to_bf16_512(x, y, n); return; }
-    for (int64_t i = 0; i < n; i++) {
-        union { float f; uint32_t u; } v = { x[i] };
-        uint32_t u = v.u;
-        if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu)) { y[i] = (uint16_t)((u >> 16) | 0x40); continue; }
-        u += 0x7FFFu + ((u >> 16) & 1);
-        y[i] = (uint16_t)(u >> 16);
-    }
+    to_bf16_scalar(x, y, n);
 }
 
 #else
 float hyi_exp_shift_bf16(const float *x, int64_t n, int64_t n_pad, float shift, float scale, uint16_t *p) {
-    float s = 0;
-    for (int64_t i = 0; i < n_pad; i++) {
-        float v = i < n ? expf((x[i] - shift) * scale) : 0.0f;
-        s += v;
-        hyi_to_bf16(&v, p + i, 1);
-    }
-    return s;
+    return exp_shift_scalar(x, n, n_pad, shift, scale, p);
 }
 bool hyi_gemm_bf16_packed(const uint16_t *a, int64_t lda, const uint16_t *bp, int64_t ldbp, int64_t kp, int64_t m,
                           int64_t n, float *c, int64_t ldc, bool accumulate) {
@@ -245,13 +248,5 @@ bool hyi_gemm_bf16(const hyi_bf16_gemm *p, int64_t m0, int64_t m1, int64_t n0, i
     (void)p; (void)m0; (void)m1; (void)n0; (void)n1;
     return false;
 }
-void hyi_to_bf16(const float *x, uint16_t *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        union { float f; uint32_t u; } v = { x[i] };
-        uint32_t u = v.u;
-        if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x7FFFFFu)) { y[i] = (uint16_t)((u >> 16) | 0x40); continue; }
-        u += 0x7FFFu + ((u >> 16) & 1);
-        y[i] = (uint16_t)(u >> 16);
-    }
-}
+void hyi_to_bf16(const float *x, uint16_t *y, int64_t n) { to_bf16_scalar(x, y, n); }
 #endif
