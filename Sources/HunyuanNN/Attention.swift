@@ -46,8 +46,10 @@ public enum AttentionMask: Sendable, Equatable {
 /// - lse: optional [heads, nq]: the log-sum-exp of each query's scaled scores (for the backward).
 /// - scale > 0. A query that sees no key gets zeros.
 /// FlashAttention-style tiles: a block of queries × every head of one GQA group against a block of
-/// keys, QKᵀ and PV as GEMMs, the online softmax in fp32, key blocks past the causal diagonal
-/// skipped; each key/value block is read (and widened from f16 / q8_0) once per GQA group. Tasks
+/// keys, QKᵀ and PV as register-tiled products, the online softmax in fp32, key blocks past the causal
+/// diagonal skipped; each key/value block is read once per GQA group, in place in its stored format
+/// (f32 / f16 / q8_0 widened in registers by the AVX-512 kernels `gemmStoredRows` and
+/// `accumulateStoredRows`; without AVX-512 widened per block and multiplied by sgemm). Tasks
 /// over (KV head, query block) — and, when those are fewer than the threads (decode), over key
 /// ranges too, whose partial softmaxes are merged (flash-decoding). Nothing is allocated per key.
 public func attention(q: UnsafePointer<Float>, qStride: Int, nq: Int,
@@ -120,6 +122,8 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
     let partials = splits > 1 ? FloatBuffer(sh.kvHeads * qBlocks * splits * rows * partialStride, zeroed: false) : nil
     let directF32 = L.self == F32Loader.self
     let smallRows = 8
+    // QKᵀ and PV read K/V in place in their stored format (AVX-512 kernels); else widened per block.
+    let inPlace = !packed && CPUFeatures.avx512 && L.storedRowsKernelCode != nil && (L.self != Q8_0Loader.self || hd % 32 == 0)
     // bf16 products: K packed as kP[g][d/2][j][d%2], V as vP[g][j/2][d][j%2] (keys padded to nkPad with zeros).
     let nkPad = (sh.nk + 31) & ~31
     let kvPack = packed ? packKV(L.self, sh, keys: keys, kStride: kStride, values: values, vStride: vStride, nkPad: nkPad,
@@ -157,6 +161,10 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
                 bf16PackedGEMM(qb16.p, lda: hd, kvPack.k.p + g * hd * nkPad + 2 * j0, ldp: 2 * nkPad, pairs: hd / 2,
                                m: mr, n: nPad, s, ldc: nPad, accumulate: false)
                 kp = UnsafePointer(s); kld = 0; vp = kp; vld = 0
+            } else if inPlace {
+                _ = gemmStoredRows(L.self, keys + L.byteOffset(j0 * kStride + kc), rowBytes: L.byteOffset(kStride), n: n,
+                                   x: qg, ldx: hd, t: mr, k: hd, y: s, ldy: ls)
+                kp = UnsafePointer(s); kld = 0; vp = kp; vld = 0
             } else if directF32 {
                 kp = (keys + 4 * (j0 * kStride + kc)).assumingMemoryBound(to: Float.self); kld = kStride
                 vp = (values + 4 * (j0 * vStride + kc)).assumingMemoryBound(to: Float.self); vld = vStride
@@ -169,7 +177,7 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
             }
             // S[mr, n] = Qg · Kᵀ; probabilities exp(scale · (S − running max)) (scale > 0). A few rows
             // (decode) as SIMD dot products: a GEMM call costs more than it saves there.
-            if kvPack != nil {
+            if kvPack != nil || inPlace {
                 // S was computed above.
             } else if mr <= smallRows {
                 for row in 0..<mr {
@@ -207,6 +215,9 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
             if let kvPack, let p16 {
                 bf16PackedGEMM(p16.p, lda: nPad, kvPack.v.p + g * hd * nkPad + j0 * hd, ldp: 2 * hd, pairs: nPad / 2,
                                m: mr, n: hd, acc, ldc: hd, accumulate: true)
+            } else if inPlace {
+                _ = accumulateStoredRows(L.self, values + L.byteOffset(j0 * vStride + kc), rowBytes: L.byteOffset(vStride),
+                                         p: s, ldp: ls, m: mr, n: n, cols: hd, acc: acc, ldAcc: hd)
             } else if mr <= smallRows {
                 for row in 0..<mr {
                     let sr = s + row * n, ar = UnsafeMutableRawPointer(acc + row * hd)

@@ -28,16 +28,21 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(name: .shortAndLong, help: "Output .npy path.") var output: String
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = KVElementType.f32
+    @Option(help: "Write only the logits of the last N positions (0 = all): [N, V].") var last = 0
     @Flag(help: "Replace an existing output file.") var overwrite = false
 
     func run() throws {
         try runReporting {
             try checkOutput(output, overwrite: overwrite)
             let ids = try parseTokenList(tokens)
+            guard last >= 0 else { throw HYError.invalidArgument("--last \(last) is negative") }
             let m = try HunyuanModel(path: model)
-            let s = try InferenceSession(model: m, contextLength: max(ids.count, 1), threads: threads)
-            try s.eval(ids, allLogits: true)
-            try NpyWriter.write(output, shape: [ids.count, m.config.vocabSize], data: s.allLogits, overwrite: overwrite)
+            let s = try InferenceSession(model: m, contextLength: max(ids.count, 1), threads: threads, kvType: kvType)
+            let keep = last > 0 ? min(last, ids.count) : ids.count
+            if keep < ids.count { try s.eval(Array(ids[..<(ids.count - keep)])) }
+            try s.eval(Array(ids[(ids.count - keep)...]), allLogits: true)
+            try NpyWriter.write(output, shape: [keep, m.config.vocabSize], data: s.allLogits, overwrite: overwrite)
         }
     }
 }

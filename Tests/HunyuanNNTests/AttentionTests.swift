@@ -156,6 +156,15 @@ final class AttentionTests: XCTestCase {
         }
         var c = Case(); c.nq = 7; c.nk = 300; c.mask = .none
         XCTAssertLessThan(run(c).err, 1e-5, "cross attention")
+        // Head sizes that leave the in-place kernels' value tiles partly filled (16·k lanes, k < 4).
+        for kv in KVElementType.allCases {
+            for hd in kv == .q8_0 ? [96, 128, 160] : [24, 80, 128] {
+                for (nq, nk) in [(1, 700), (70, 700)] {
+                    var c = Case(); c.nq = nq; c.nk = nk; c.hd = hd; c.scale = 0.1; c.mask = .causal(offset: nk - nq)
+                    XCTAssertLessThan(run(c, kvType: kv).err, 1e-5, "\(kv) hd \(hd) nq \(nq)")
+                }
+            }
+        }
     }
 
     /// Gradients of L = Σ out ⊙ R (R random) against float64 central differences of the reference.

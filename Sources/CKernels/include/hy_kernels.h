@@ -49,14 +49,21 @@ void hyi_dequant_row(int fmt, const void *w, int64_t cols, float *out);
 void hyi_matvec_fp8(int path, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t cols,
                     const float *scale, float *y);
 
-/* Float weight formats of hyi_gemm_float. */
-enum { HYI_FLOAT_F32 = 0, HYI_FLOAT_F16 = 1, HYI_FLOAT_BF16 = 2 };
+/* Element formats of hyi_gemm_float / hyi_attn_pv (q8_0: blocks of an f16 scale + 32 int8, the KV cache's). */
+enum { HYI_FLOAT_F32 = 0, HYI_FLOAT_F16 = 1, HYI_FLOAT_BF16 = 2, HYI_FLOAT_Q8_0 = 3 };
 
 /* Y[i * ldy + r] = sum_k x[i * ldx + k] * W[r, k] for tokens i < t and rows r0 <= r < r1; W rows are
- * row_bytes apart, k values each in format fmt (HYI_FLOAT_*), read in place. Returns false (and does
- * nothing) without AVX-512F: the caller then widens and uses sgemm. Thread-safe on disjoint rows. */
+ * row_bytes apart, k values each in format fmt (HYI_FLOAT_*; q8_0 needs k % 32 == 0), read in place.
+ * Returns false (and does nothing) without AVX-512F: the caller then widens and uses sgemm.
+ * Thread-safe on disjoint rows. */
 bool hyi_gemm_float(int fmt, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t ldx,
                     int64_t t, int64_t k, float *y, int64_t ldy);
+
+/* acc[i * ldacc + d] += sum_{j < n} p[i * ldp + j] * V[j, d] for rows i < m and d < hd: the attention's
+ * P·V over value rows row_bytes apart in format fmt (as hyi_gemm_float), read in place. Returns false
+ * (and does nothing) without AVX-512F. */
+bool hyi_attn_pv(int fmt, const void *v, size_t row_bytes, const float *p, int64_t ldp, int64_t m, int64_t n,
+                 int64_t hd, float *acc, int64_t ldacc);
 
 /* A bf16 × bf16 → fp32 implicit GEMM (gemm_bf16.c): out[i·c_m + j·c_n] = bias[i] +
  * Σ_t Σ_{e<seg} a[i·lda + t·seg + e] · b[col(j) + tap_off[t] + e], col(j) = (j / b_wo)·b_row +

@@ -39,6 +39,27 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     if parts > 1, let pool { pool.parallelFor(parts, body) } else { body(0) }
 }
 
+/// Y[i·ldy + r] = Σ_k x[i·ldx + k] · W[r, k] for rows i < t and r < n, W's rows stored as L (f32, f16,
+/// bf16, or q8_0 with k % 32 == 0) `rowBytes` apart, read in place by the AVX-512 kernel. Returns false
+/// (nothing done) where that kernel or format is not available. One thread; disjoint outputs are safe.
+@inlinable
+public func gemmStoredRows<L: WeightLoader>(_: L.Type, _ w: UnsafeRawPointer, rowBytes: Int, n: Int,
+                                            x: UnsafePointer<Float>, ldx: Int, t: Int, k: Int,
+                                            y: UnsafeMutablePointer<Float>, ldy: Int) -> Bool {
+    guard CPUFeatures.avx512, let code = L.storedRowsKernelCode else { return false }
+    return hyi_gemm_float(code, w, rowBytes, 0, Int64(n), x, Int64(ldx), Int64(t), Int64(k), y, Int64(ldy))
+}
+
+/// acc[i·ldAcc + d] += Σ_{j<n} p[i·ldp + j] · V[j, d] for i < m, d < cols: probabilities times value rows
+/// stored as L (as `gemmStoredRows`) `rowBytes` apart, read in place. False where unavailable.
+@inlinable
+public func accumulateStoredRows<L: WeightLoader>(_: L.Type, _ v: UnsafeRawPointer, rowBytes: Int, p: UnsafePointer<Float>,
+                                                  ldp: Int, m: Int, n: Int, cols: Int,
+                                                  acc: UnsafeMutablePointer<Float>, ldAcc: Int) -> Bool {
+    guard CPUFeatures.avx512, let code = L.storedRowsKernelCode else { return false }
+    return hyi_attn_pv(code, v, rowBytes, p, Int64(ldp), Int64(m), Int64(n), Int64(cols), acc, Int64(ldAcc))
+}
+
 /// Y[t, rows] = X[t, cols] · Wᵀ for t tokens: a matvec for one token, a GEMM otherwise — q8_0/q4_0/q4_k
 /// through the integer GEMM (`linearQuantized`: activations quantized to int8 blocks as in decode),
 /// f32/f16/bf16 through the AVX-512 tiled kernel in place (see `floatGEMMKernelEnabled`), else

@@ -1,3 +1,4 @@
+import CKernels
 // How a stored weight element becomes a Float: one generic kernel per operation is specialized by
 // these loaders (f32, bf16, f16, fp8 E4M3, and q8_0 for the KV cache), never copied per dtype.
 
@@ -15,6 +16,14 @@ public protocol WeightLoader {
 extension WeightLoader {
     @inlinable @inline(__always)
     public static func byteOffset(_ n: Int) -> Int { n * elementSize }
+    /// The format code of the in-place AVX-512 kernels (`gemmStoredRows`), nil where they have none.
+    @inlinable public static var storedRowsKernelCode: Int32? {
+        if Self.self == F32Loader.self { return Int32(HYI_FLOAT_F32) }
+        if Self.self == F16Loader.self { return Int32(HYI_FLOAT_F16) }
+        if Self.self == BF16Loader.self { return Int32(HYI_FLOAT_BF16) }
+        if Self.self == Q8_0Loader.self { return Int32(HYI_FLOAT_Q8_0) }
+        return nil
+    }
 }
 
 /// q8_0 blocks (f16 d, 32 × int8; 34 bytes per 32 values) read as floats: the q8_0 KV cache.
