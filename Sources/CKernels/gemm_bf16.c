@@ -39,20 +39,11 @@ static float exp_shift_scalar(const float *x, int64_t n, int64_t n_pad, float sh
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 10))
-#include <immintrin.h>
+#include "avx512_common.h"
 
-#define HYI_ATTR_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+#define HYI_ATTR_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,f16c,fma")))
 
 enum { BR = 4, BT = 6 };
-
-HYI_ATTR_BF16 static inline __m128 reduce4_bf(__m512 a, __m512 b, __m512 c, __m512 d) {
-    __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-    __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-    __m512 abcd = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))),
-                                _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))));
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm512_extractf32x8_ps(abcd, 1));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
 
 #define HYI_BTILE(NR, NT)                                                                                  \
     HYI_ATTR_BF16 static void btile_##NR##_##NT(const hyi_bf16_gemm *p, const uint16_t *a,               \
@@ -78,8 +69,8 @@ HYI_ATTR_BF16 static inline __m128 reduce4_bf(__m512 a, __m512 b, __m512 c, __m5
         }                                                                                                  \
         _Pragma("GCC unroll 6") for (int c = 0; c < NT; c++) {                                            \
             __m512 z = _mm512_setzero_ps();                                                                \
-            __m128 s = reduce4_bf(acc[0][c], NR > 1 ? acc[NR > 1 ? 1 : 0][c] : z,                          \
-                                  NR > 2 ? acc[NR > 2 ? 2 : 0][c] : z, NR > 3 ? acc[NR > 3 ? 3 : 0][c] : z); \
+            __m128 s = hyi_reduce4(acc[0][c], NR > 1 ? acc[NR > 1 ? 1 : 0][c] : z,                         \
+                                   NR > 2 ? acc[NR > 2 ? 2 : 0][c] : z, NR > 3 ? acc[NR > 3 ? 3 : 0][c] : z); \
             float o[4];                                                                                    \
             _mm_storeu_ps(o, s);                                                                           \
             _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)                                          \

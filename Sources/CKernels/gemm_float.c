@@ -16,9 +16,7 @@
 #include <stdint.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define HYI_ATTR_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
+#include "avx512_common.h"
 
 enum { RT = 4, TT = 6 };
 
@@ -54,16 +52,6 @@ HYI_ATTR_512 static inline __m512 load_w(int fmt, const uint8_t *row, int64_t kk
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* Sum of each of 4 vectors -> lanes 0..3 of the result. */
-HYI_ATTR_512 static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
-    __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));  /* a0 b0 a1 b1 per 128 */
-    __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-    __m512 abcd = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))),
-                                _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))));
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm512_extractf32x8_ps(abcd, 1));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
 /* The tile: rows r..r+nr (nr <= RT) x tokens i..i+nt (nt <= TT), full k. Always-inlined with constant
  * nr / nt so the accumulators live in registers. */
 #define HYI_TILE(F, FMT, NR, NT)                                                                           \
@@ -88,7 +76,7 @@ HYI_ATTR_512 static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d
         }                                                                                                  \
         _Pragma("GCC unroll 6") for (int b = 0; b < NT; b++) {                                            \
             __m512 z = _mm512_setzero_ps();                                                                \
-            __m128 s = reduce4(acc[0][b], NR > 1 ? acc[NR > 1 ? 1 : 0][b] : z,                             \
+            __m128 s = hyi_reduce4(acc[0][b], NR > 1 ? acc[NR > 1 ? 1 : 0][b] : z,                             \
                                NR > 2 ? acc[NR > 2 ? 2 : 0][b] : z, NR > 3 ? acc[NR > 3 ? 3 : 0][b] : z);  \
             float out[4];                                                                                  \
             _mm_storeu_ps(out, s);                                                                         \

@@ -122,7 +122,7 @@ public func hy_model_get_info_impl(_ m: OpaquePointer?, _ out: UnsafeMutablePoin
 @_cdecl("hy_session_default_params")
 public func hy_session_default_params_impl() -> hy_session_params {
     hy_session_params(struct_size: UInt32(MemoryLayout<hy_session_params>.size), n_ctx: 0, n_threads: 0, n_batch: 0,
-                      kv_type: Int32(HY_KV_F32.rawValue))
+                      kv_type: Int32(HY_KV_AUTO.rawValue))
 }
 
 @_cdecl("hy_session_new")
@@ -133,8 +133,9 @@ public func hy_session_new_impl(_ m: OpaquePointer?, _ params: UnsafePointer<hy_
         let h = try modelArg(m)
         let p = try readParams(params, defaults: hy_session_default_params_impl(), minimum: 8, "hy_session_params")
         guard p.n_threads >= 0 else { throw HYError.invalidArgument("n_threads \(p.n_threads) is negative") }
-        let kv: KVCache.ElementType
+        let kv: KVCache.ElementType?
         switch p.kv_type {
+        case Int32(HY_KV_AUTO.rawValue): kv = nil
         case Int32(HY_KV_F32.rawValue): kv = .f32
         case Int32(HY_KV_F16.rawValue): kv = .f16
         case Int32(HY_KV_Q8_0.rawValue): kv = .q8_0
@@ -171,6 +172,18 @@ public func hy_session_n_past_impl(_ s: OpaquePointer?) -> Int { handleObject(s,
 
 @_cdecl("hy_session_n_ctx")
 public func hy_session_n_ctx_impl(_ s: OpaquePointer?) -> Int { handleObject(s, SessionHandle.self)?.session.contextLength ?? 0 }
+
+@_cdecl("hy_session_kv_type")
+public func hy_session_kv_type_impl(_ s: OpaquePointer?) -> hy_kv_type {
+    switch handleObject(s, SessionHandle.self)?.session.cache.type {
+    case .f16: return HY_KV_F16
+    case .q8_0: return HY_KV_Q8_0
+    case .f32, nil: return HY_KV_F32
+    }
+}
+
+@_cdecl("hy_session_kv_bytes")
+public func hy_session_kv_bytes_impl(_ s: OpaquePointer?) -> Int { handleObject(s, SessionHandle.self)?.session.cache.totalBytes ?? 0 }
 
 @_cdecl("hy_eval_default_params")
 public func hy_eval_default_params_impl() -> hy_eval_params {

@@ -70,6 +70,11 @@ func checkOutput(_ path: String?, overwrite: Bool) throws {
 
 // Closed sets as typed options: ArgumentParser parses and lists the values, one way for every command.
 extension KVElementType: ExpressibleByArgument {}
+/// --kv-type: a cache storage, or auto (the library's choice by context length, KVCache.automaticType).
+enum KVChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, f32, f16, q8_0
+    var type: KVElementType? { self == .auto ? nil : KVElementType(rawValue: rawValue) }
+}
 extension WeightFormat: ExpressibleByArgument {}
 extension GGUFExport.TensorType: ExpressibleByArgument {
     private static let names: [(String, GGUFExport.TensorType)] = [("f32", .f32), ("f16", .f16), ("q8_0", .q8_0), ("q4_0", .q4_0)]

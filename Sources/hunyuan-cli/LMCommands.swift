@@ -28,7 +28,7 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(name: .shortAndLong, help: "Output .npy path.") var output: String
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
-    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = KVElementType.f32
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: auto (f32 up to 8,192 positions, q8_0 above), f32, f16 or q8_0.") var kvType = KVChoice.auto
     @Option(help: "Write only the logits of the last N positions (0 = all): [N, V].") var last = 0
     @Flag(help: "Replace an existing output file.") var overwrite = false
 
@@ -38,7 +38,7 @@ struct LogitsCommand: ParsableCommand {
             let ids = try parseTokenList(tokens)
             guard last >= 0 else { throw HYError.invalidArgument("--last \(last) is negative") }
             let m = try HunyuanModel(path: model)
-            let s = try InferenceSession(model: m, contextLength: max(ids.count, 1), threads: threads, kvType: kvType)
+            let s = try InferenceSession(model: m, contextLength: max(ids.count, 1), threads: threads, kvType: kvType.type)
             let keep = last > 0 ? min(last, ids.count) : ids.count
             if keep < ids.count { try s.eval(Array(ids[..<(ids.count - keep)])) }
             try s.eval(Array(ids[(ids.count - keep)...]), allLogits: true)
@@ -66,7 +66,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(name: .customLong("ctx"), help: "Context length (0 = model default).") var contextLength = 0
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
-    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = KVElementType.f32
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: auto (f32 up to 8,192 positions, q8_0 above), f32, f16 or q8_0.") var kvType = KVChoice.auto
     @Option(name: .customLong("stop"), help: ArgumentHelp("With --prompt: stop when the text contains this string "
             + "(not printed). Repeatable.", valueName: "STR")) var stop: [String] = []
 
@@ -85,7 +85,7 @@ struct GenerateCommand: ParsableCommand {
             }
             let m = try HunyuanModel(path: model)
             let ctx = contextLength > 0 ? contextLength : min(m.defaultContextLength, ids.count + maxTokens)
-            let s = try InferenceSession(model: m, contextLength: max(ctx, 1), threads: threads, kvType: kvType)
+            let s = try InferenceSession(model: m, contextLength: max(ctx, 1), threads: threads, kvType: kvType.type)
             var o = GenerateOptions()
             o.maxTokens = maxTokens
             var p = SamplerParams(m.generation)
@@ -169,7 +169,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .short, help: "Context depth: tokens evaluated (untimed) before each measurement.") var d = 0
     @Option(name: .short, help: "Comma-separated thread counts.") var t = "1,2"
     @Option(help: "Repetitions per measurement.") var reps = 3
-    @Option(name: .customLong("kv-type"), help: "KV cache storage: f32, f16 or q8_0.") var kvType = KVElementType.f32
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: auto (f32 up to 8,192 positions, q8_0 above), f32, f16 or q8_0.") var kvType = KVChoice.auto
     @Flag(help: "Skip the warm-up repetition (long runs).") var noWarmup = false
     @Flag(help: "Print one JSON array on stdout.") var json = false
 
@@ -193,7 +193,7 @@ struct BenchCommand: ParsableCommand {
             }
             for threads in threadCounts {
                 let s = try InferenceSession(model: m, contextLength: d + prompt.count + n + 1, threads: threads,
-                                             kvType: kvType)
+                                             kvType: kvType.type)
                 var pre: [Double] = [], dec: [Double] = []
                 for rep in (noWarmup ? 1 : 0)...reps {  // rep 0 is the warm-up (pages in the weights)
                     s.reset()

@@ -118,6 +118,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Window stride (default ctx / 2).") var stride: Int?
     @Option(name: .customLong("max-tokens"), help: "Score at most this many tokens of the file (0 = all).") var maxTokens = 0
     @Option(name: .shortAndLong, help: "Threads (0 = all processors).") var threads = 0
+    @Option(name: .customLong("kv-type"), help: "KV cache storage: auto (f32 up to 8,192 positions, q8_0 above), f32, f16 or q8_0.") var kvType = KVChoice.auto
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() throws {
@@ -133,7 +134,7 @@ struct PerplexityCommand: ParsableCommand {
             guard enc.count <= m.config.vocabSize else {
                 throw HYError.invalidArgument("tokenizer has \(enc.count) ranks, model vocab_size \(m.config.vocabSize)")
             }
-            let s = try InferenceSession(model: m, contextLength: ctx, threads: threads)
+            let s = try InferenceSession(model: m, contextLength: ctx, threads: threads, kvType: kvType.type)
             let v = m.config.vocabSize
             var nll: Double = 0, nll2: Double = 0, count = 0
             var scoredUpTo = 1            // next target index to score

@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
     LOAD(hy_model_default_params); LOAD(hy_model_load); LOAD(hy_model_free); LOAD(hy_model_get_info);
     LOAD(hy_session_default_params); LOAD(hy_session_new); LOAD(hy_session_free); LOAD(hy_session_reset);
     LOAD(hy_session_truncate); LOAD(hy_session_n_past); LOAD(hy_session_n_ctx);
+    LOAD(hy_session_kv_type); LOAD(hy_session_kv_bytes);
     LOAD(hy_eval_default_params); LOAD(hy_session_eval); LOAD(hy_session_logits);
     LOAD(hy_sampler_default_params); LOAD(hy_model_sampler_params);
     LOAD(hy_generate_default_params); LOAD(hy_generate); LOAD(hy_generate_text);
@@ -165,6 +166,10 @@ int main(int argc, char **argv) {
     sp.n_ctx = (uint32_t)(T + G + 2);
     EXPECT_STATUS(p_hy_session_new(model, &sp, &s), HY_OK);
     CHECK(p_hy_session_n_ctx(s) == T + G + 2, "n_ctx");
+    /* The automatic cache is f32 at this length; its bytes are n_ctx x the model's bytes per token. */
+    CHECK(p_hy_session_kv_type(s) == HY_KV_F32, "auto kv_type %d", (int)p_hy_session_kv_type(s));
+    CHECK(p_hy_session_kv_bytes(s) == (T + G + 2) * info.kv_bytes_per_token, "kv bytes %zu", p_hy_session_kv_bytes(s));
+    CHECK(p_hy_session_kv_type(NULL) == HY_KV_F32 && p_hy_session_kv_bytes(NULL) == 0, "NULL session");
     const float *lg = NULL;
     size_t rows = 0, nv = 0;
     EXPECT_STATUS(p_hy_session_logits(s, &lg, &rows, &nv), HY_ERR_INVALID_ARGUMENT);
@@ -180,9 +185,18 @@ int main(int argc, char **argv) {
     {
         hy_session *s16 = NULL;
         hy_session_params p16 = sp;
-        CHECK(p16.kv_type == HY_KV_F32, "default kv_type %d", (int)p16.kv_type);
+        CHECK(p16.kv_type == HY_KV_AUTO, "default kv_type %d", (int)p16.kv_type);
+        /* Above HY_KV_AUTO_F32_MAX "auto" would take q8_0; head_dim 16 keeps this fixture in f32. */
+        p16.n_ctx = HY_KV_AUTO_F32_MAX + 1;
+        EXPECT_STATUS(p_hy_session_new(model, &p16, &s16), HY_OK);
+        CHECK(p_hy_session_kv_type(s16) == HY_KV_F32, "auto kv_type (head_dim 16) %d", (int)p_hy_session_kv_type(s16));
+        p_hy_session_free(s16);
+        s16 = NULL;
+        p16.n_ctx = sp.n_ctx;
         p16.kv_type = HY_KV_F16;
         EXPECT_STATUS(p_hy_session_new(model, &p16, &s16), HY_OK);
+        CHECK(p_hy_session_kv_type(s16) == HY_KV_F16, "f16 kv_type");
+        CHECK(p_hy_session_kv_bytes(s16) * 2 == p_hy_session_kv_bytes(s), "f16 kv bytes %zu", p_hy_session_kv_bytes(s16));
         EXPECT_STATUS(p_hy_session_eval(s16, ids, T, &ep), HY_OK);
         const float *l16 = NULL;
         EXPECT_STATUS(p_hy_session_logits(s16, &l16, &rows, &nv), HY_OK);

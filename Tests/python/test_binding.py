@@ -61,6 +61,13 @@ def test_logits_and_greedy_match_reference(shared):
     with hunyuan.Model("builtin:hunyuan-tiny") as a, hunyuan.Model("builtin:hunyuan-tiny", kv_type="q8_0") as b:
         la, lb = a.logits(ids), b.logits(ids)
         assert np.abs(la - lb).max() <= 0.005 * (la.max() - la.min())
+        # KV bytes from the config (4 layers / CLA 2 = 2 entries, 2 KV heads x 64, K and V): f32 below
+        # HY_KV_AUTO_F32_MAX; q8_0 blocks of 34 bytes per 32 values.
+        assert a.kv_cache() == {"n_ctx": 1024, "kv_type": "f32", "kv_bytes": 1024 * 2 * 2 * 2 * 64 * 4}
+        assert b.kv_cache() == {"n_ctx": 1024, "kv_type": "q8_0", "kv_bytes": 1024 * 2 * 2 * 2 * 2 * 34}
+    for n_ctx, kv in ((8192, "f32"), (8193, "q8_0")):  # "auto" switches above HY_KV_AUTO_F32_MAX
+        with hunyuan.Model("builtin:hunyuan-tiny", n_ctx=n_ctx) as m:
+            assert m.kv_cache()["kv_type"] == kv
 
 
 def test_tokenizer_matches_tiktoken(shared):

@@ -95,6 +95,16 @@ public final class KVCache {
     public func reset() { count = 0 }
 
     /// Bytes per token of a cache for `c` (without allocating one).
+    /// Longest context the automatic choice keeps in f32 (hunyuan.h's HY_KV_AUTO_F32_MAX).
+    public static let automaticF32Max = 8192
+
+    /// The automatic cache storage: f32 up to `automaticF32Max` positions (exact parity), q8_0 above
+    /// (~0.27 of the bytes; greedy output measured in BENCHMARKS.md "Long context"); f32 where
+    /// head_dim is not a multiple of 32.
+    public static func automaticType(_ c: HunyuanConfig, contextLength n: Int) -> ElementType {
+        n > automaticF32Max && c.headDim % 32 == 0 ? .q8_0 : .f32
+    }
+
     public static func bytesPerToken(_ c: HunyuanConfig, type: ElementType = .f32) -> Int {
         c.kvGroups * type.rowBytes(c.numKVHeads * c.headDim) * 2
     }

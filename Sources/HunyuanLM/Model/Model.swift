@@ -44,9 +44,12 @@ public final class HunyuanModel: @unchecked Sendable {
     public var weightType: String { weights.weightType }
 
     /// max_position_embeddings, capped so the KV cache takes at most a quarter of physical memory.
-    public var defaultContextLength: Int {
+    public var defaultContextLength: Int { defaultContextLength(kvType: .f32) }
+
+    /// max_position_embeddings, capped so a cache of `kvType` takes at most 1/4 of physical memory.
+    public func defaultContextLength(kvType: KVCache.ElementType) -> Int {
         let phys = CPUFeatures.physicalMemoryBytes
-        let per = max(1, KVCache.bytesPerToken(config))
+        let per = max(1, KVCache.bytesPerToken(config, type: kvType))
         let cap = max(256, phys / 4 / per)
         return max(1, min(config.maxPositionEmbeddings, cap))
     }
@@ -116,13 +119,18 @@ public final class InferenceSession {
     /// - threads: worker threads including the caller (0 → all processors).
     /// - chunk: prefill tokens processed per GEMM pass.
     /// - sharedKVAcrossLayers: false selects the per-layer cache layout (see KVCache; for tests).
-    /// - kvType: storage of cached keys/values (f16 halves the cache).
+    /// - kvType: storage of cached keys/values (f16 halves the cache); nil = `KVCache.automaticType`
+    ///   (f32 up to `KVCache.automaticF32Max` positions, q8_0 above).
     public init(model: HunyuanModel, contextLength: Int = 0, threads: Int = 0, chunk: Int = 128,
-                sharedKVAcrossLayers: Bool = true, kvType: KVCache.ElementType = .f32) throws {
-        let n = contextLength <= 0 ? model.defaultContextLength : contextLength
+                sharedKVAcrossLayers: Bool = true, kvType: KVCache.ElementType? = nil) throws {
+        var n = contextLength <= 0 ? model.defaultContextLength(kvType: kvType ?? .f32) : contextLength
+        if contextLength <= 0, kvType == nil, KVCache.automaticType(model.config, contextLength: n) != .f32 {
+            n = max(n, model.defaultContextLength(kvType: KVCache.automaticType(model.config, contextLength: n)))
+        }
         guard n <= 1 << 24 else { throw HYError.invalidArgument("context length \(n) is too large") }
         self.model = model
-        cache = try KVCache(config: model.config, capacity: n, sharedAcrossLayers: sharedKVAcrossLayers, type: kvType)
+        cache = try KVCache(config: model.config, capacity: n, sharedAcrossLayers: sharedKVAcrossLayers,
+                            type: kvType ?? KVCache.automaticType(model.config, contextLength: n))
         pool = ThreadPool(threads: threads)
         state = RunState(config: model.config, chunk: max(1, min(chunk, n)))
         tokens.reserveCapacity(n)

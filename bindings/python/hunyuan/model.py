@@ -61,14 +61,15 @@ class Model:
     hy.tiktoken for text). Methods may be called from several threads at once: each call takes its
     own session (KV cache), and the GIL is released while the engine runs. Ctrl-C stops a running
     call within a token (or a layer, while a prompt is processed) and the model stays usable.
-    kv_type "f16" stores the KV cache in half precision (half the memory per token), "q8_0" in 8-bit
-    blocks (~0.27 of it)."""
+    kv_type "auto" (the default) keeps the KV cache in f32 up to 8,192 positions and in q8_0 above;
+    "f16" stores it in half precision (half the memory per token), "q8_0" in 8-bit blocks (~0.27 of
+    it). kv_cache() tells what a session of this model holds."""
 
     def __init__(self, path: str | os.PathLike, n_threads: int = 0, n_ctx: int = 0,
-                 tokenizer: Optional[Union[str, os.PathLike, Tokenizer]] = None, kv_type: str = "f32"):
-        kv_types = {"f32": 0, "f16": 1, "q8_0": 2}
+                 tokenizer: Optional[Union[str, os.PathLike, Tokenizer]] = None, kv_type: str = "auto"):
+        kv_types = {"auto": -1, "f32": 0, "f16": 1, "q8_0": 2}
         if kv_type not in kv_types:
-            raise ValueError(f"kv_type {kv_type!r}: expected 'f32', 'f16' or 'q8_0'")
+            raise ValueError(f"kv_type {kv_type!r}: expected 'auto', 'f32', 'f16' or 'q8_0'")
         self._m = _native.Model(path, n_threads)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -94,6 +95,15 @@ class Model:
                 s.reset()
                 return s
         return _native.Session(self._m, self.n_ctx, self.n_threads, self._kv_type)
+
+    def kv_cache(self) -> dict:
+        """The KV cache each call's session allocates: {"n_ctx": positions, "kv_type": "f32" | "f16" |
+        "q8_0" (what "auto" chose), "kv_bytes": bytes for all n_ctx positions}."""
+        s = self._session()
+        try:
+            return s.kv_cache()
+        finally:
+            self._release(s)
 
     def _release(self, s: _native.Session) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ static int Session_init(SessionObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"model", "n_ctx", "n_threads", "kv_type", NULL};
     PyObject *model;
     unsigned int n_ctx = 0;
-    int n_threads = 0, kv_type = HY_KV_F32;
+    int n_threads = 0, kv_type = HY_KV_AUTO;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Iii", kwlist, &model, &n_ctx, &n_threads, &kv_type)) return -1;
     if (!PyObject_TypeCheck(model, (PyTypeObject *)ModelType)) {
         PyErr_SetString(PyExc_TypeError, "model must be a hunyuan._native.Model");
@@ -81,6 +81,19 @@ static PyObject *Session_reset(SessionObject *self, PyObject *unused) {
 static PyObject *Session_n_past(SessionObject *self, PyObject *unused) {
     (void)unused;
     return PyLong_FromSize_t(self->session ? hy_session_n_past(self->session) : 0);
+}
+
+static PyObject *Session_kv_cache(SessionObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->session == NULL) {
+        PyErr_SetString(PyExc_ValueError, "session is closed");
+        return NULL;
+    }
+    static const char *names[] = {"f32", "f16", "q8_0"};
+    hy_kv_type t = hy_session_kv_type(self->session);
+    return Py_BuildValue("{s:n,s:s,s:K}", "n_ctx", (Py_ssize_t)hy_session_n_ctx(self->session),
+                         "kv_type", (t >= 0 && t <= 2) ? names[t] : "?",
+                         "kv_bytes", (unsigned long long)hy_session_kv_bytes(self->session));
 }
 
 /* State shared with the engine's callbacks during one call. They run on the calling thread (whose
@@ -402,6 +415,7 @@ static PyMethodDef Session_methods[] = {
     {"close", (PyCFunction)Session_close, METH_NOARGS, "Free the session."},
     {"reset", (PyCFunction)Session_reset, METH_NOARGS, "Forget every cached token."},
     {"n_past", (PyCFunction)Session_n_past, METH_NOARGS, "Tokens in the cache."},
+    {"kv_cache", (PyCFunction)Session_kv_cache, METH_NOARGS, "{n_ctx, kv_type, kv_bytes} of the KV cache."},
     {"eval", (PyCFunction)Session_eval, METH_VARARGS, "Append ids to the cache."},
     {"logits", (PyCFunction)Session_logits, METH_VARARGS, "Evaluate ids; float32 logits of every position."},
     {"generate", (PyCFunction)Session_generate, METH_VARARGS, "Generate from ids."},
