@@ -266,13 +266,17 @@ typedef struct hy_session_params {
                                          so the cache takes at most 1/4 of physical memory */
     int32_t n_threads;                /* 0 = the model's n_threads */
     uint32_t n_batch;                 /* prompt tokens per GEMM pass; 0 = 128 */
-    int32_t kv_type;                  /* hy_kv_type: storage of cached keys/values; HY_KV_F32 */
+    int32_t kv_type;                  /* hy_kv_type: storage of cached keys/values; HY_KV_AUTO */
 } hy_session_params;
 
 /* Storage of a session's KV cache. F16 halves its bytes per token (keys and values rounded to f16
  * once when cached: logits drift by ~1e-3); Q8_0 takes 8.5 bits per value (blocks of 32 with an f16
- * scale; logits drift by ~1e-2; needs head_dim % 32 == 0, else HY_ERR_UNSUPPORTED). */
+ * scale; logits drift by ~1e-2; needs head_dim % 32 == 0, else HY_ERR_UNSUPPORTED). AUTO (the
+ * default) is F32 for contexts up to HY_KV_AUTO_F32_MAX positions and Q8_0 above (F32 where
+ * head_dim % 32 != 0); hy_session_kv_type tells which a session took. */
+#define HY_KV_AUTO_F32_MAX 8192
 typedef enum hy_kv_type {
+    HY_KV_AUTO = -1,
     HY_KV_F32 = 0,
     HY_KV_F16 = 1,
     HY_KV_Q8_0 = 2
@@ -296,6 +300,11 @@ HY_API hy_status hy_session_truncate(hy_session *session, size_t n_keep);
 /* Tokens currently cached, and the session's context length. 0 for NULL. */
 HY_API size_t hy_session_n_past(const hy_session *session);
 HY_API size_t hy_session_n_ctx(const hy_session *session);
+
+/* The storage the session's KV cache uses (never HY_KV_AUTO; HY_KV_F32 for NULL), and the bytes it
+ * holds for all n_ctx positions (allocated when the session was made; 0 for NULL). */
+HY_API hy_kv_type hy_session_kv_type(const hy_session *session);
+HY_API size_t hy_session_kv_bytes(const hy_session *session);
 
 typedef struct hy_eval_params {
     uint32_t struct_size;             /* sizeof(hy_eval_params) */
@@ -823,6 +832,80 @@ HY_API hy_status hy_views_get(const hy_views *views, size_t index, hy_recon_imag
 HY_API hy_status hy_views_grid(const hy_views *views, hy_recon_image *out);
 
 HY_API void hy_views_free(hy_views *views);
+
+/* ==== Image to 3D ============================================================================== */
+
+/* Hunyuan3D-1.0 image → mesh (lite) over a weights folder laid out like the release: mvd_lite/,
+ * svrm/svrm.safetensors (config.json optional) and u2net.onnx (or u2netp.onnx, or
+ * u2net/model.safetensors; else rembg's $U2NET_HOME/u2net.onnx or ~/.u2net/u2net.onnx). The stages
+ * run as the official main.py: background removal (rembg's U²-Net, white-out, recentred 512x512
+ * RGBA), the six views, the reconstruction (views 0..5 then the condition image). Each stage's
+ * weights are loaded when it starts and released when it ends unless keep_loaded. One thread at a
+ * time per handle. */
+typedef struct hy_gen3d hy_gen3d;
+
+typedef struct hy_gen3d_params {
+    uint32_t struct_size;             /* sizeof(hy_gen3d_params) */
+    int32_t n_threads;                /* worker threads; 0 = all processors */
+    const char *u2net_path;           /* the U²-Net (ONNX or safetensors); NULL = the folder's / rembg's */
+    bool keep_loaded;                 /* keep every stage's weights between runs (faster, more memory) */
+} hy_gen3d_params;
+
+HY_API hy_gen3d_params hy_gen3d_default_params(void);
+
+/* Opens a weights folder; every stage must be present. Errors: HY_ERR_INVALID_ARGUMENT (NULL, bad
+ * UTF-8, bad struct_size, n_threads < 0), HY_ERR_IO (the message names each missing stage). */
+HY_API hy_status hy_gen3d_load(const char *path, const hy_gen3d_params *params, hy_gen3d **out);
+
+HY_API void hy_gen3d_free(hy_gen3d *gen);
+
+typedef enum hy_gen3d_stage {
+    HY_GEN3D_REMOVE_BACKGROUND = 0,
+    HY_GEN3D_VIEWS = 1,
+    HY_GEN3D_RECONSTRUCT = 2,
+    HY_GEN3D_DONE = 3
+} hy_gen3d_stage;
+
+/* A progress report: the stage, the fraction of it done, the fraction of the whole run and the
+ * seconds the stage still needs at its pace so far (-1 while unknown). */
+typedef struct hy_gen3d_progress {
+    int32_t stage;                    /* hy_gen3d_stage */
+    float stage_fraction;
+    float overall;
+    float eta_seconds;
+} hy_gen3d_progress;
+
+/* Called on the calling thread; returning false cancels the run (HY_ERR_ABORTED). */
+typedef bool (*hy_gen3d_progress_callback)(const hy_gen3d_progress *progress, void *user);
+
+typedef struct hy_gen3d_run_params {
+    uint32_t struct_size;             /* sizeof(hy_gen3d_run_params) */
+    int32_t steps;                    /* denoising steps, 1..1000; 50 */
+    uint64_t seed;                    /* seed of the views' Gaussian draws (hy_mvd_generate_params.seed) */
+    int32_t resolution;               /* marching-cubes grid side, 384 */
+    int32_t target_faces;             /* decimate to this many faces; 0 keeps all; 90000 */
+    bool keep_alpha;                  /* an RGBA image keeps its alpha and skips the U²-Net (official
+                                         force=False); false = remove the background again */
+    int32_t compute;                  /* hy_compute of the diffusion; HY_COMPUTE_FP32 */
+    int32_t grid_width;               /* views grid, 640 x 960 as the official pipeline */
+    int32_t grid_height;
+} hy_gen3d_run_params;
+
+HY_API hy_gen3d_run_params hy_gen3d_run_default_params(void);
+
+/* image (RGB or RGBA, any size up to 32768 per side) → a coloured mesh for hy_mesh_free. abort
+ * (optional) is polled inside every stage, also from worker threads. On error or abort *out is NULL
+ * and the handle stays usable. Errors: HY_ERR_INVALID_ARGUMENT (NULL, malformed image or params),
+ * HY_ERR_IO / HY_ERR_FORMAT (a stage's weights are missing or broken: the message names it),
+ * HY_ERR_ABORTED. */
+HY_API hy_status hy_gen3d_image_to_mesh(hy_gen3d *gen, const hy_recon_image *image, const hy_gen3d_run_params *params,
+                                        hy_gen3d_progress_callback progress, void *progress_user,
+                                        hy_abort_callback abort, void *abort_user, hy_mesh **out);
+
+/* The background removal alone: *out receives the 512x512 RGBA cut-out, its pixels owned by the
+ * caller (release them with hy_recon_image_free). Errors as hy_gen3d_image_to_mesh. */
+HY_API hy_status hy_gen3d_remove_background(hy_gen3d *gen, const hy_recon_image *image, bool keep_alpha,
+                                            hy_abort_callback abort, void *abort_user, hy_recon_image *out);
 
 #ifdef __cplusplus
 }

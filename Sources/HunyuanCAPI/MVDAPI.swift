@@ -80,14 +80,7 @@ public func hy_mvd_generate_impl(_ m: OpaquePointer?, _ image: UnsafePointer<hy_
         guard let out else { throw HYError.invalidArgument("out is NULL") }
         out.pointee = nil
         guard let image else { throw HYError.invalidArgument("image is NULL") }
-        let v = image.pointee
-        guard let px = v.pixels else { throw HYError.invalidArgument("image.pixels is NULL") }
-        guard v.width > 0, v.height > 0, v.width <= 32768, v.height <= 32768, v.channels == 3 || v.channels == 4 else {
-            throw HYError.invalidArgument("image: \(v.width)x\(v.height)x\(v.channels) (positive size ≤ 32768, 3 or 4 channels)")
-        }
-        let n = try checkedMul(try checkedMul(Int(v.width), Int(v.height), "image size"), Int(v.channels), "image size")
-        let im = try ByteImage(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
-                               pixels: Array(UnsafeBufferPointer(start: px, count: n)))
+        let im = try byteImageArg(image.pointee, "image")
         let p = try readParams(params, defaults: hy_mvd_generate_default_params_impl(), minimum: 24, "hy_mvd_generate_params")
         guard p.steps >= 1, p.steps <= 1000 else { throw HYError.invalidArgument("hy_mvd_generate_params.steps is \(p.steps) (1...1000)") }
         let r = try h.pipeline.generate(

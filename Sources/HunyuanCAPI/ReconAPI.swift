@@ -35,16 +35,32 @@ public func hy_recon_load_impl(_ path: UnsafePointer<CChar>?, _ params: UnsafePo
     }
 }
 
+/// A caller's 8-bit image (`hy_recon_image`) copied into a ByteImage: pixels non-NULL, sides 1...32768,
+/// 3 or 4 channels; `what` names it in errors.
+func byteImageArg(_ v: hy_recon_image, _ what: String) throws -> ByteImage {
+    guard let px = v.pixels else { throw HYError.invalidArgument("\(what).pixels is NULL") }
+    guard v.width > 0, v.height > 0, v.width <= 32768, v.height <= 32768, v.channels == 3 || v.channels == 4 else {
+        throw HYError.invalidArgument("\(what): \(v.width)x\(v.height)x\(v.channels) (positive size ≤ 32768, 3 or 4 channels)")
+    }
+    let n = try checkedMul(try checkedMul(Int(v.width), Int(v.height), "\(what) size"), Int(v.channels), "\(what) size")
+    return try ByteImage(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
+                         pixels: Array(UnsafeBufferPointer(start: px, count: n)))
+}
+
+/// `im` as a caller-owned `hy_recon_image` (malloc'd pixels, released with hy_recon_image_free).
+func ownedImage(_ im: ByteImage) throws -> hy_recon_image {
+    guard let buf = malloc(max(im.pixels.count, 1)) else { throw HYError.outOfMemory("\(im.pixels.count) bytes of pixels") }
+    im.pixels.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    return hy_recon_image(pixels: UnsafePointer(buf.assumingMemoryBound(to: UInt8.self)), width: Int32(im.width),
+                          height: Int32(im.height), channels: Int32(im.channels))
+}
+
 @_cdecl("hy_recon_image_load")
 public func hy_recon_image_load_impl(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<hy_recon_image>?) -> hy_status {
     guarded {
         guard let out else { throw HYError.invalidArgument("out is NULL") }
         out.pointee = hy_recon_image()
-        let im = try ImageFile.read(try utf8Arg(path, "path"))
-        guard let buf = malloc(im.pixels.count) else { throw HYError.outOfMemory("\(im.pixels.count) bytes of pixels") }
-        im.pixels.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        out.pointee = hy_recon_image(pixels: UnsafePointer(buf.assumingMemoryBound(to: UInt8.self)), width: Int32(im.width),
-                                     height: Int32(im.height), channels: Int32(im.channels))
+        out.pointee = try ownedImage(try ImageFile.read(try utf8Arg(path, "path")))
     }
 }
 
@@ -168,17 +184,7 @@ public func hy_recon_views_to_mesh_impl(_ r: OpaquePointer?, _ views: UnsafePoin
         o.resolution = Int(p.resolution); o.targetFaces = Int(p.target_faces); o.clusterSize = p.cluster_size
         o.smoothIterations = Int(p.smooth_iterations); o.exportAxes = p.export_axes
         do { try o.validate() } catch let e as HYError { throw HYError(e.kind, "hy_recon_mesh_params: \(e.message)") }
-        var images: [ByteImage] = []
-        for i in 0..<nViews {
-            let v = views[i]
-            guard let px = v.pixels else { throw HYError.invalidArgument("views[\(i)].pixels is NULL") }
-            guard v.width > 0, v.height > 0, v.channels == 3 || v.channels == 4 else {
-                throw HYError.invalidArgument("views[\(i)]: \(v.width)x\(v.height)x\(v.channels) (positive size, 3 or 4 channels)")
-            }
-            let n = try checkedMul(try checkedMul(Int(v.width), Int(v.height), "view size"), Int(v.channels), "view size")
-            images.append(try ByteImage(width: Int(v.width), height: Int(v.height), channels: Int(v.channels),
-                                        pixels: Array(UnsafeBufferPointer(start: px, count: n))))
-        }
+        let images = try (0..<nViews).map { try byteImageArg(views[$0], "views[\($0)]") }
         let mesh = try h.viewsToMesh(
             views: images, options: o,
             progress: progress.map { cb in { p in cb(p.overall, progressUser) } },

@@ -134,3 +134,46 @@ def test_reconstruct_with_wrong_views_reports_an_error(svrm_views, tmp_path):
     with pytest.raises(RuntimeError):
         bpy.ops.hunyuan.reconstruct_views(blocking=True)
     assert not s.running
+
+
+def test_generate_from_image_imports_the_library_mesh(tmp_path):
+    import os
+
+    from PIL import Image
+    from safetensors.numpy import load_file
+
+    shared = Path(os.environ.get("HUNYUAN_SHARED", ROOT.parent / "shared"))
+    parts = {"mvd_lite": shared / "fixtures/mvd/mvd-lite-tiny", "svrm": shared / "fixtures/svrm/svrm-tiny",
+             "u2net.onnx": shared / "fixtures/rembg/u2netp-tiny/u2netp.onnx"}
+    if not all(p.exists() for p in parts.values()):
+        pytest.skip("tiny fixtures missing")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name, target in parts.items():
+        (weights / name).symlink_to(target)
+    photo = load_file(str(shared / "fixtures/rembg/u2netp-tiny/inputs.safetensors"))["rgb.image_u8"]
+    Image.fromarray(photo, "RGB").save(tmp_path / "in.png")
+    s = bpy.context.scene.hunyuan
+    s.weights_dir, s.image_path, s.steps, s.seed, s.resolution, s.faces = str(weights), str(tmp_path / "in.png"), 2, 1, 40, 0
+    before = set(bpy.data.objects.keys())
+    assert bpy.ops.hunyuan.generate_from_image(blocking=True, grid_width=160, grid_height=240) == {"FINISHED"}
+    new = [bpy.data.objects[k] for k in set(bpy.data.objects.keys()) - before]
+    assert len(new) == 1
+    with hunyuan.Generator(weights) as g:
+        expected = g.image_to_3d(tmp_path / "in.png", steps=2, seed=1, resolution=40, faces=0, grid_width=160,
+                                 grid_height=240)
+    assert len(new[0].data.vertices) == len(expected.vertices)
+    assert len(new[0].data.polygons) == len(expected.faces)
+    # An image datablock gives the same mesh as its file.
+    img = bpy.data.images.load(str(tmp_path / "in.png"))
+    s.image = img
+    before = set(bpy.data.objects.keys())
+    assert bpy.ops.hunyuan.generate_from_image(blocking=True, grid_width=160, grid_height=240) == {"FINISHED"}
+    new = [bpy.data.objects[k] for k in set(bpy.data.objects.keys()) - before]
+    assert len(new) == 1 and len(new[0].data.polygons) == len(expected.faces)
+    s.image = None
+    (tmp_path / "empty").mkdir()
+    s.weights_dir = str(tmp_path / "empty")
+    with pytest.raises(RuntimeError, match="mvd_lite"):
+        bpy.ops.hunyuan.generate_from_image(blocking=True, grid_width=160, grid_height=240)
+    assert not s.running

@@ -71,7 +71,7 @@ setup(
             "hunyuan._native",
             # one file per type (see src/_native.h); the module and shared helpers in _native.c
             sources=[f"src/{name}.c" for name in
-                     ("_native", "checkpoint", "mesh", "tokenizer", "model", "session", "recon", "mvd")],
+                     ("_native", "checkpoint", "mesh", "tokenizer", "model", "session", "recon", "mvd", "gen3d")],
             depends=["src/_native.h", str(ROOT / "include" / "hunyuan.h")],
             include_dirs=[str(ROOT / "include")],
             extra_compile_args=["-fvisibility=hidden"],  # only PyInit__native is exported

@@ -41,51 +41,26 @@ class HunyuanSettings(bpy.types.PropertyGroup):
                               description="Folder with 6 views (azimuth 0..300) and the condition image, sorted by name")
     resolution: IntProperty(name="Resolution", default=128, min=16, max=512, description="Marching-cubes grid size")
     faces: IntProperty(name="Faces", default=20000, min=0, description="Target face count (0 keeps all)")
+    weights_dir: StringProperty(name="Weights", subtype="DIR_PATH",
+                                description="Hunyuan3D-1.0 weights folder (mvd_lite/, svrm/, u2net.onnx)")
+    image_path: StringProperty(name="Image file", subtype="FILE_PATH", description="Photo or render of one object")
+    image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image,
+                                     description="An image datablock (used instead of the file when set)")
+    steps: IntProperty(name="Steps", default=50, min=1, max=1000, description="Denoising steps of the views")
+    seed: IntProperty(name="Seed", default=0, min=0, description="Seed of the views")
     progress: bpy.props.FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     running: bpy.props.BoolProperty(default=False)
 
 
-class HUNYUAN_OT_reconstruct(bpy.types.Operator):
-    """Reconstruct a mesh from views with the Hunyuan3D-1.0 reconstruction model, imported at the 3D cursor"""
-
-    bl_idname = "hunyuan.reconstruct_views"
-    bl_label = "Reconstruct from views"
-
-    blocking: bpy.props.BoolProperty(
-        name="Blocking", default=False, options={"SKIP_SAVE"},
-        description="Run in the foreground (scripts, tests, background mode) instead of a cancellable modal job")
+class HunyuanJobOperator:
+    """What the generating operators share: `work(progress) -> hunyuan.Mesh` runs in the foreground when
+    `blocking` (or in background mode), else as a cancellable modal job; the mesh is imported at the 3D
+    cursor and every library error becomes a report."""
 
     _timer = None
     _job = None
 
-    @classmethod
-    def poll(cls, context):
-        import hunyuan
-
-        return hasattr(hunyuan, "Reconstructor") and not context.scene.hunyuan.running
-
-    def execute(self, context):
-        import os
-
-        import hunyuan
-
-        s = context.scene.hunyuan
-        model_dir = bpy.path.abspath(s.model_dir)
-        views_dir = bpy.path.abspath(s.views_dir)
-        try:
-            images = sorted(os.path.join(views_dir, f) for f in os.listdir(views_dir)
-                            if f.lower().endswith((".png", ".jpg", ".jpeg")))
-        except OSError as e:
-            self.report({"ERROR"}, f"views folder: {e}")
-            return {"CANCELLED"}
-        resolution, faces = s.resolution, s.faces
-
-        def work(progress):
-            if len(images) != 7:
-                raise ValueError(f"{views_dir}: {len(images)} images; 7 expected (6 views, then the condition image)")
-            with hunyuan.Reconstructor(model_dir) as rec:
-                return rec.views_to_mesh(images, resolution=resolution, faces=faces, progress=progress)
-
+    def run(self, context, work):
         if self.blocking or bpy.app.background:
             return self.run_blocking(context, work)
         return self.start(context, work)
@@ -143,6 +118,105 @@ class HUNYUAN_OT_reconstruct(bpy.types.Operator):
         HUNYUAN_OT_cancel.requested = False
 
 
+
+def image_pixels(image):
+    """An image datablock as uint8 [H, W, 4], top row first (Blender stores float RGBA bottom-up)."""
+    import numpy as np
+
+    w, h = image.size
+    if w == 0 or h == 0:
+        raise ValueError(f"image {image.name!r} has no pixels")
+    px = np.empty(w * h * 4, dtype=np.float32)
+    image.pixels.foreach_get(px)
+    return np.ascontiguousarray((np.clip(px.reshape(h, w, 4)[::-1], 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
+class HUNYUAN_OT_generate_image(HunyuanJobOperator, bpy.types.Operator):
+    """Generate a coloured mesh from one image with Hunyuan3D-1.0 (background removal, six views,
+    reconstruction), imported at the 3D cursor"""
+
+    bl_idname = "hunyuan.generate_from_image"
+    bl_label = "Generate from image"
+
+    blocking: bpy.props.BoolProperty(
+        name="Blocking", default=False, options={"SKIP_SAVE"},
+        description="Run in the foreground (scripts, tests, background mode) instead of a cancellable modal job")
+    grid_width: IntProperty(name="Grid width", default=640, min=8, options={"SKIP_SAVE"},
+                            description="Width of the views grid (the release's 640; smaller for small models)")
+    grid_height: IntProperty(name="Grid height", default=960, min=8, options={"SKIP_SAVE"},
+                             description="Height of the views grid (the release's 960)")
+
+    @classmethod
+    def poll(cls, context):
+        import hunyuan
+
+        return hasattr(hunyuan, "Generator") and not context.scene.hunyuan.running
+
+    def execute(self, context):
+        import hunyuan
+
+        s = context.scene.hunyuan
+        weights = bpy.path.abspath(s.weights_dir)
+        try:
+            image = image_pixels(s.image) if s.image is not None else bpy.path.abspath(s.image_path)
+        except Exception as e:  # an unreadable datablock is a report, not a crash
+            self.report({"ERROR"}, f"Hunyuan: {e}")
+            return {"CANCELLED"}
+        if isinstance(image, str) and not image:
+            self.report({"ERROR"}, "Hunyuan: pick an image file or an image datablock")
+            return {"CANCELLED"}
+        steps, seed, resolution, faces = s.steps, s.seed, s.resolution, s.faces
+        gw, gh = self.grid_width, self.grid_height
+
+        def work(progress):
+            with hunyuan.Generator(weights) as g:
+                return g.image_to_3d(image, steps=steps, seed=seed, resolution=resolution, faces=faces,
+                                     grid_width=gw, grid_height=gh, progress=progress)
+
+        return self.run(context, work)
+
+
+class HUNYUAN_OT_reconstruct(HunyuanJobOperator, bpy.types.Operator):
+    """Reconstruct a mesh from views with the Hunyuan3D-1.0 reconstruction model, imported at the 3D cursor"""
+
+    bl_idname = "hunyuan.reconstruct_views"
+    bl_label = "Reconstruct from views"
+
+    blocking: bpy.props.BoolProperty(
+        name="Blocking", default=False, options={"SKIP_SAVE"},
+        description="Run in the foreground (scripts, tests, background mode) instead of a cancellable modal job")
+
+    @classmethod
+    def poll(cls, context):
+        import hunyuan
+
+        return hasattr(hunyuan, "Reconstructor") and not context.scene.hunyuan.running
+
+    def execute(self, context):
+        import os
+
+        import hunyuan
+
+        s = context.scene.hunyuan
+        model_dir = bpy.path.abspath(s.model_dir)
+        views_dir = bpy.path.abspath(s.views_dir)
+        try:
+            images = sorted(os.path.join(views_dir, f) for f in os.listdir(views_dir)
+                            if f.lower().endswith((".png", ".jpg", ".jpeg")))
+        except OSError as e:
+            self.report({"ERROR"}, f"views folder: {e}")
+            return {"CANCELLED"}
+        resolution, faces = s.resolution, s.faces
+
+        def work(progress):
+            if len(images) != 7:
+                raise ValueError(f"{views_dir}: {len(images)} images; 7 expected (6 views, then the condition image)")
+            with hunyuan.Reconstructor(model_dir) as rec:
+                return rec.views_to_mesh(images, resolution=resolution, faces=faces, progress=progress)
+
+        return self.run(context, work)
+
+
 class HUNYUAN_OT_cancel(bpy.types.Operator):
     """Cancel the running Hunyuan job"""
 
@@ -166,6 +240,18 @@ class VIEW3D_PT_hunyuan(bpy.types.Panel):
 
         s = context.scene.hunyuan
         layout = self.layout
+        gen = layout.box()
+        gen.label(text="Generate from image")
+        gen.prop(s, "weights_dir")
+        gen.prop(s, "image_path")
+        gen.prop(s, "image")
+        row = gen.row()
+        row.prop(s, "steps")
+        row.prop(s, "seed")
+        if not hasattr(hunyuan, "Generator"):
+            gen.label(text="Not available in this build", icon="INFO")
+        elif not s.running:
+            gen.operator(HUNYUAN_OT_generate_image.bl_idname, icon="IMAGE_DATA")
         box = layout.box()
         box.label(text="Reconstruct from views")
         box.prop(s, "model_dir")
@@ -183,7 +269,7 @@ class VIEW3D_PT_hunyuan(bpy.types.Panel):
         layout.operator("import_scene.hunyuan", text="Import mesh…", icon="IMPORT")
 
 
-classes = (HunyuanSettings, HUNYUAN_OT_reconstruct, HUNYUAN_OT_cancel, VIEW3D_PT_hunyuan)
+classes = (HunyuanSettings, HUNYUAN_OT_generate_image, HUNYUAN_OT_reconstruct, HUNYUAN_OT_cancel, VIEW3D_PT_hunyuan)
 
 
 def register():

@@ -19,6 +19,7 @@ from ._native import (
 from .checkpoint import Checkpoint
 from .mesh import Mesh, mesh_from_grid
 from .model import Model, Tokenizer
+from .generator import Generator
 from .mvd import MultiView
 from .recon import Reconstructor, load_image
 
@@ -37,6 +38,6 @@ def system_info() -> str:
 
 __all__ = [
     "AbortedError", "Checkpoint", "ContextFullError", "FormatError", "HunyuanError", "IOError",
-    "InternalError", "InvalidArgumentError", "Mesh", "Model", "MultiView", "Reconstructor", "Tokenizer", "load_image", "OutOfMemoryError", "UnsupportedError", "mesh_from_grid",
+    "Generator", "InternalError", "InvalidArgumentError", "Mesh", "Model", "MultiView", "Reconstructor", "Tokenizer", "load_image", "OutOfMemoryError", "UnsupportedError", "mesh_from_grid",
     "system_info", "version",
 ]

@@ -177,7 +177,7 @@ static int module_exec(PyObject *m) {
     if (make_errors(m) < 0) return -1;
     if (Checkpoint_register(m) < 0 || Mesh_register(m) < 0 || MeshView_register(m) < 0 || Tokenizer_register(m) < 0 ||
         Model_register(m) < 0 || Session_register(m) < 0 || Recon_register(m) < 0 ||
-        MultiView_register(m) < 0)
+        MultiView_register(m) < 0 || Generator_register(m) < 0)
         return -1;
     return 0;
 }

@@ -130,6 +130,7 @@ NATIVE_TYPE_DECLARE(Model)      /* model.c */
 NATIVE_TYPE_DECLARE(Session)    /* session.c */
 NATIVE_TYPE_DECLARE(Recon)      /* recon.c ("Reconstructor") */
 NATIVE_TYPE_DECLARE(MultiView)  /* mvd.c */
+NATIVE_TYPE_DECLARE(Generator)  /* gen3d.c */
 
 /* Objects other files look into. */
 /* `users` counts calls that run with the GIL released (or call back into Python) while using the

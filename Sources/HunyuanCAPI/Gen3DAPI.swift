@@ -1,0 +1,110 @@
+import CHunyuanABI
+import Glibc
+import Hunyuan3D
+import HunyuanCore
+import HunyuanDiffusion
+import HunyuanGeometry
+import HunyuanImage
+
+// hy_gen3d_*: image → mesh over a release-layout weights folder (Hunyuan3D/ImageTo3D.swift).
+
+@_cdecl("hy_gen3d_default_params")
+public func hy_gen3d_default_params_impl() -> hy_gen3d_params {
+    hy_gen3d_params(struct_size: UInt32(MemoryLayout<hy_gen3d_params>.size), n_threads: 0, u2net_path: nil, keep_loaded: false)
+}
+
+@_cdecl("hy_gen3d_load")
+public func hy_gen3d_load_impl(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<hy_gen3d_params>?,
+                               _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
+    guarded {
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = nil
+        let folder = try utf8Arg(path, "path")
+        let p = try readParams(params, defaults: hy_gen3d_default_params_impl(), minimum: 8, "hy_gen3d_params")
+        guard p.n_threads >= 0 else { throw HYError.invalidArgument("hy_gen3d_params.n_threads is \(p.n_threads)") }
+        let u2net = try p.u2net_path.map { try utf8Arg($0, "hy_gen3d_params.u2net_path") }
+        out.pointee = retainHandle(try ImageTo3D(folder: folder, u2net: u2net, keepLoaded: p.keep_loaded,
+                                                 threads: Int(p.n_threads)))
+    }
+}
+
+@_cdecl("hy_gen3d_free")
+public func hy_gen3d_free_impl(_ g: OpaquePointer?) { releaseHandle(g, ImageTo3D.self) }
+
+@_cdecl("hy_gen3d_run_default_params")
+public func hy_gen3d_run_default_params_impl() -> hy_gen3d_run_params {
+    let o = ImageTo3D.Options()
+    return hy_gen3d_run_params(struct_size: UInt32(MemoryLayout<hy_gen3d_run_params>.size), steps: Int32(o.steps),
+                               seed: o.seed, resolution: Int32(o.mesh.resolution), target_faces: Int32(o.mesh.targetFaces),
+                               keep_alpha: o.keepAlpha, compute: Int32(HY_COMPUTE_FP32.rawValue),
+                               grid_width: Int32(o.gridWidth), grid_height: Int32(o.gridHeight))
+}
+
+private func gen3dArg(_ g: OpaquePointer?) throws -> ImageTo3D {
+    guard let h = handleObject(g, ImageTo3D.self) else { throw HYError.invalidArgument("gen is NULL") }
+    return h
+}
+
+private func stageCode(_ s: ImageTo3D.Stage) -> Int32 {
+    switch s {
+    case .removeBackground: return Int32(HY_GEN3D_REMOVE_BACKGROUND.rawValue)
+    case .views: return Int32(HY_GEN3D_VIEWS.rawValue)
+    case .reconstruct: return Int32(HY_GEN3D_RECONSTRUCT.rawValue)
+    case .done: return Int32(HY_GEN3D_DONE.rawValue)
+    }
+}
+
+@_cdecl("hy_gen3d_image_to_mesh")
+public func hy_gen3d_image_to_mesh_impl(_ g: OpaquePointer?, _ image: UnsafePointer<hy_recon_image>?,
+                                        _ params: UnsafePointer<hy_gen3d_run_params>?,
+                                        _ progress: hy_gen3d_progress_callback?, _ progressUser: UnsafeMutableRawPointer?,
+                                        _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
+                                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
+    guarded {
+        let gen = try gen3dArg(g)
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = nil
+        guard let image else { throw HYError.invalidArgument("image is NULL") }
+        let im = try byteImageArg(image.pointee, "image")
+        let p = try readParams(params, defaults: hy_gen3d_run_default_params_impl(), minimum: 8, "hy_gen3d_run_params")
+        guard p.steps >= 1, p.steps <= 1000 else { throw HYError.invalidArgument("hy_gen3d_run_params.steps is \(p.steps) (1...1000)") }
+        var o = ImageTo3D.Options()
+        o.steps = Int(p.steps); o.seed = p.seed; o.keepAlpha = p.keep_alpha
+        o.gridWidth = Int(p.grid_width); o.gridHeight = Int(p.grid_height)
+        switch p.compute {
+        case Int32(HY_COMPUTE_FP32.rawValue): o.compute = .fp32
+        case Int32(HY_COMPUTE_BF16.rawValue): o.compute = .bf16
+        default: throw HYError.invalidArgument("hy_gen3d_run_params.compute is \(p.compute) (HY_COMPUTE_FP32 or HY_COMPUTE_BF16)")
+        }
+        o.mesh.resolution = Int(p.resolution); o.mesh.targetFaces = Int(p.target_faces)
+        do { try o.mesh.validate() } catch let e as HYError { throw HYError(e.kind, "hy_gen3d_run_params: \(e.message)") }
+        // The ETA of a stage from its pace: the time since it started over the fraction done.
+        var stage: ImageTo3D.Stage? = nil, stageStart = Clock.seconds()
+        let report: ((ImageTo3D.Progress) -> Bool)? = progress.map { cb in { pr in
+            let now = Clock.seconds()
+            if pr.stage != stage { stage = pr.stage; stageStart = now }
+            let f = min(max(pr.fraction, 0), 1)
+            let eta: Float = f > 0.01 && f < 1 ? Float((now - stageStart) / Double(f) * Double(1 - f)) : (f >= 1 ? 0 : -1)
+            var info = hy_gen3d_progress(stage: stageCode(pr.stage), stage_fraction: f, overall: pr.overall, eta_seconds: eta)
+            return cb(&info, progressUser)
+        } }
+        let r = try gen.run(image: im, options: o, progress: report, abort: abort.map { cb in { cb(abortUser) } })
+        out.pointee = retainHandle(MeshHandle(r.mesh))
+    }
+}
+
+@_cdecl("hy_gen3d_remove_background")
+public func hy_gen3d_remove_background_impl(_ g: OpaquePointer?, _ image: UnsafePointer<hy_recon_image>?, _ keepAlpha: Bool,
+                                            _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
+                                            _ out: UnsafeMutablePointer<hy_recon_image>?) -> hy_status {
+    guarded {
+        let gen = try gen3dArg(g)
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = hy_recon_image()
+        guard let image else { throw HYError.invalidArgument("image is NULL") }
+        let im = try byteImageArg(image.pointee, "image")
+        let r = try gen.removeBackground(im, keepAlpha: keepAlpha, abort: abort.map { cb in { cb(abortUser) } })
+        if !gen.keepLoaded { gen.release() }
+        out.pointee = try ownedImage(r.final)
+    }
+}

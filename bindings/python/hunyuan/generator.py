@@ -1,0 +1,66 @@
+"""Hunyuan3D-1.0 image → 3D (lite): background removal, six views, reconstruction, in one call."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from . import _native
+from .mesh import Mesh
+from .recon import load_image
+
+ImageLike = Union[str, os.PathLike, np.ndarray, Any]
+
+
+def _pixels(image: ImageLike) -> np.ndarray:
+    """uint8 [H, W, 3|4] from a path, a numpy array or a PIL image (converted to RGB / RGBA)."""
+    if isinstance(image, (str, os.PathLike)):
+        a = load_image(image)
+    elif isinstance(image, np.ndarray):
+        a = image
+    elif hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image, without importing PIL
+        a = np.asarray(image.convert("RGBA" if "A" in image.mode or image.mode == "P" else "RGB"))
+    else:
+        raise TypeError("image must be a path, a uint8 numpy array [H, W, 3|4] or a PIL image")
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError("image must be uint8 [H, W, 3] or [H, W, 4]")
+    return np.ascontiguousarray(a)
+
+
+class Generator:
+    """Image → coloured mesh over a weights folder laid out like the release (``mvd_lite/``,
+    ``svrm/svrm.safetensors``, ``u2net.onnx`` — else rembg's ``$U2NET_HOME`` / ``~/.u2net``; ``u2net=`` names
+    another). Each stage is loaded when it runs and released after it unless ``keep_loaded``. One call at a
+    time per instance; the GIL is released while it runs, and Ctrl-C or a progress callback returning False
+    cancels it (AbortedError) with the generator still usable."""
+
+    def __init__(self, path: Union[str, os.PathLike], n_threads: int = 0, u2net: Optional[Union[str, os.PathLike]] = None,
+                 keep_loaded: bool = False):
+        self._g = _native.Generator(path, n_threads, os.fspath(u2net) if u2net is not None else None, keep_loaded)
+
+    def image_to_3d(self, image: ImageLike, steps: int = 50, seed: int = 0, resolution: int = 384,
+                    faces: int = 90000, keep_alpha: bool = False, compute: str = "fp32", grid_width: int = 640,
+                    grid_height: int = 960, progress: Optional[Callable[[float], bool]] = None) -> Mesh:
+        """image: a PNG/JPEG path, a uint8 array [H, W, 3|4] or a PIL image. ``progress(fraction)`` gets the
+        fraction of the whole run (background removal, views, reconstruction). Returns the mesh with vertex
+        colours, in the official export axes."""
+        a = _pixels(image)
+        return Mesh._wrap(self._g.image_to_mesh(a.tobytes(), a.shape[1], a.shape[0], a.shape[2], int(steps), int(seed),
+                                                int(resolution), int(faces), bool(keep_alpha), compute,
+                                                int(grid_width), int(grid_height), progress))
+
+    def remove_background(self, image: ImageLike, keep_alpha: bool = False) -> np.ndarray:
+        """The official background removal alone: uint8 [512, 512, 4]."""
+        a = _pixels(image)
+        px, w, h = self._g.remove_background(a.tobytes(), a.shape[1], a.shape[0], a.shape[2], bool(keep_alpha))
+        return np.frombuffer(px, dtype=np.uint8).reshape(h, w, 4)
+
+    def close(self) -> None:
+        self._g.close()
+
+    def __enter__(self) -> "Generator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
