@@ -226,10 +226,11 @@ final class UNetTests: XCTestCase {
         let ya = try a.forward(sample: x, batch: 2, height: 16, width: 24, timestep: 500, context: ctx, pool: Self.pool)
         let yb = try b.forward(sample: x, batch: 2, height: 16, width: 24, timestep: 500, context: ctx, pool: Self.pool)
         XCTAssertEqual(ya, yb)
-        // Batch items are independent: item 1 alone gives the same result.
+        // Batch items are independent: item 1 alone gives the same result (to fp32 reassociation: with
+        // another thread count the attention may split its keys and merge partial softmaxes differently).
         let y1 = try a.forward(sample: Array(x[(4 * 16 * 24)...]), batch: 1, height: 16, width: 24, timestep: 500,
                                context: Array(ctx[(5 * 32)...]), pool: nil)
-        XCTAssertLessThanOrEqual(scaledMaxError(y1, Array(ya[(4 * 16 * 24)...])), 1e-6)
+        XCTAssertLessThanOrEqual(scaledMaxError(y1, Array(ya[(4 * 16 * 24)...])), 5e-6)
     }
 
     // MARK: speed

@@ -94,14 +94,17 @@ final class QuantizationTests: XCTestCase {
                 }
                 if decByPath.count == 2 {
                     // Same integer sums, different float summation order: tiny differences, except
-                    // where one flips a near-tie MoE routing choice — so compare the mean.
+                    // where one flips a near-tie MoE routing choice, which then carries through the
+                    // cache to every later position (1.3e-3 to 5e-3 on the tiny fixtures, depending on
+                    // where the flips fall) — so compare the mean, with room for flips; a wrong kernel
+                    // moves it by ~1e-1. Each kernel path is checked against float64 in KernelTests.
                     var m: Float = 0, sum: Double = 0
                     for i in 0..<decByPath[0].count {
                         let d = abs(decByPath[0][i] - decByPath[1][i]); m = max(m, d); sum += Double(d)
                     }
                     let mean = sum / Double(decByPath[0].count)
                     print("quant \(name) \(fmt) AVX2 vs VNNI decode: max|Δ| \(m) mean|Δ| \(mean)")
-                    XCTAssertLessThan(mean, 2e-3, "\(name) \(fmt): AVX2 and VNNI decode differ")
+                    XCTAssertLessThan(mean, 1e-2, "\(name) \(fmt): AVX2 and VNNI decode differ")
                 }
             }
         }
