@@ -166,6 +166,9 @@ public final class ImageTo3D: @unchecked Sendable {
     /// usable. Stages not kept loaded are released as the run leaves them, also on errors.
     public func run(image: ByteImage, options o: Options = Options(), progress: ((Progress) -> Bool)? = nil,
                     abort: (() -> Bool)? = nil) throws -> Result {
+        // Options no stage can use fail here, before the diffusion's minutes, not after them.
+        guard o.steps >= 1, o.steps <= 1000 else { throw HYError.invalidArgument("steps \(o.steps) (1...1000 expected)") }
+        try o.mesh.validate()
         defer { if !keepLoaded { release() } }
         func report(_ s: Stage, _ f: Float, _ detail: String = "") throws {
             if let progress, !progress(Progress(stage: s, fraction: f, detail: detail)) {
