@@ -9,20 +9,10 @@ import HunyuanNN
 /// σ linearly interpolated at each timestep and 0 appended; `epsilon` or `v_prediction`. The
 /// ancestral noise is the caller's (so a run can replay recorded draws). Immutable.
 public struct EulerAncestralScheduler: Sendable {
-    public struct Config: Sendable, Decodable {
-        public var num_train_timesteps: Int?
-        public var beta_start: Double?
-        public var beta_end: Double?
-        public var beta_schedule: String?
-        public var trained_betas: [Double]?
-        public var prediction_type: String?
-        public var timestep_spacing: String?
-        public var steps_offset: Int?
-        public var rescale_betas_zero_snr: Bool?
-    }
+    public typealias Config = SchedulerConfig
 
-    public enum Prediction: String, Sendable { case epsilon, vPrediction = "v_prediction" }
-    public enum Spacing: String, Sendable { case linspace, leading, trailing }
+    public typealias Prediction = SchedulerConfig.Prediction
+    public typealias Spacing = SchedulerConfig.Spacing
 
     public let trainSteps: Int
     public let prediction: Prediction
@@ -47,46 +37,9 @@ public struct EulerAncestralScheduler: Sendable {
     }
 
     public init(config c: Config, context: String = "scheduler") throws {
-        let n = c.num_train_timesteps ?? 1000
-        guard n >= 2, n <= 100_000 else { throw HYError.format("\(context): num_train_timesteps \(n) out of range") }
-        guard let p = Prediction(rawValue: c.prediction_type ?? "epsilon") else {
-            throw HYError.unsupported("\(context): prediction_type \(c.prediction_type!) (epsilon or v_prediction)")
-        }
-        guard let s = Spacing(rawValue: c.timestep_spacing ?? "linspace") else {
-            throw HYError.unsupported("\(context): timestep_spacing \(c.timestep_spacing!) (linspace, leading or trailing)")
-        }
-        guard !(c.rescale_betas_zero_snr ?? false) else { throw HYError.unsupported("\(context): rescale_betas_zero_snr") }
-        var betas: [Float]
-        if let tb = c.trained_betas {
-            guard tb.count == n else { throw HYError.format("\(context): \(tb.count) trained_betas for \(n) timesteps") }
-            betas = tb.map { Float($0) }
-        } else {
-            let b0 = c.beta_start ?? 0.0001, b1 = c.beta_end ?? 0.02
-            switch c.beta_schedule ?? "linear" {
-            case "linear":
-                betas = Self.linspace(Float(b0), Float(b1), n)
-            case "scaled_linear":
-                betas = Self.linspace(Float(b0.squareRoot()), Float(b1.squareRoot()), n).map { $0 * $0 }
-            case "squaredcos_cap_v2":
-                func abar(_ t: Double) -> Double { let v = cos((t + 0.008) / 1.008 * Double.pi / 2); return v * v }
-                betas = (0..<n).map { i in Float(min(1 - abar(Double(i + 1) / Double(n)) / abar(Double(i) / Double(n)), 0.999)) }
-            default:
-                throw HYError.unsupported("\(context): beta_schedule \(c.beta_schedule!)")
-            }
-        }
-        guard betas.allSatisfy({ $0 > 0 && $0 < 1 }) else { throw HYError.format("\(context): betas must lie in (0, 1)") }
-        var acc: Float = 1
-        trainSigmas = betas.map { b in
-            acc *= 1 - b
-            return ((1 - acc) / acc).squareRoot()
-        }
-        trainSteps = n; prediction = p; spacing = s; stepsOffset = c.steps_offset ?? 0
-    }
-
-    /// torch.linspace in fp32: start + i·step for the first half, end − (n − 1 − i)·step after.
-    static func linspace(_ a: Float, _ b: Float, _ n: Int) -> [Float] {
-        let step = (b - a) / Float(n - 1)
-        return (0..<n).map { i in i < n / 2 ? a + step * Float(i) : b - step * Float(n - 1 - i) }
+        trainSigmas = try c.alphasCumprod(context: context).map { a in ((1 - a) / a).squareRoot() }
+        trainSteps = trainSigmas.count; prediction = try c.prediction(context: context); spacing = try c.spacing(context: context)
+        stepsOffset = c.steps_offset ?? 0
     }
 
     /// The schedule of `steps` inference steps (1 ≤ steps ≤ the training timesteps).
