@@ -5,7 +5,7 @@ import HunyuanNN
 // last hidden state (the pooler is not run). Sequences are [tokens, hidden] row-major fp32, one at a time.
 
 /// `text_encoder/config.json` (`BertConfig`, transformers' defaults for absent keys).
-public struct BertConfig: Decodable, Sendable, Equatable {
+public struct BertConfig: ComponentConfig, Sendable, Equatable {
     public var vocabSize = 30522
     public var hiddenSize = 768
     public var numHiddenLayers = 12
@@ -119,26 +119,14 @@ public enum BertTensors {
     }
 
     /// The declared tensors (name, shape), in declaration order.
-    public static func table(for c: BertConfig) throws -> WeightTable {
-        let t = WeightTable()
-        _ = try model(c, t)
-        return t
-    }
+    public static func table(for c: BertConfig) throws -> WeightTable { try WeightTable { _ = try model(c, $0) } }
 }
 
-/// A loaded transformers `BertModel`. Immutable; shareable across threads.
-public final class BertModel: @unchecked Sendable {
+/// A loaded transformers `BertModel` (HunyuanDiT's `text_encoder/` folder). Immutable; shareable across threads.
+public final class BertModel: FolderComponent, @unchecked Sendable {
     public let config: BertConfig
     public let weights: BertWeights
     let encoder: CLIPEncoderRunner
-
-    /// Loads a transformers `text_encoder/` folder (`config.json` + `model[.variant].safetensors`, or
-    /// sharded through its index).
-    public convenience init(folder: String, variant: String? = nil) throws {
-        let config = try Component.config(BertConfig.self, folder)
-        try config.validate(context: FileSystem.join(folder, "config.json"))
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
-    }
 
     /// Tensors are read under BertModel's names, or under "bert." when the file stores them so.
     public convenience init(config: BertConfig, checkpoint ck: Checkpoint) throws {

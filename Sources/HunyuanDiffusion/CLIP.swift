@@ -40,7 +40,7 @@ public enum CLIPActivation: String, Sendable, Equatable {
 
 /// `text_encoder/config.json` (`CLIPTextConfig`, transformers' defaults for absent keys). A combined
 /// `CLIPConfig` file is accepted too: its `text_config` is read.
-public struct CLIPTextConfig: Decodable, Sendable, Equatable {
+public struct CLIPTextConfig: ComponentConfig, Sendable, Equatable {
     public var vocabSize = 49408
     public var hiddenSize = 512
     public var intermediateSize = 2048
@@ -109,7 +109,7 @@ public struct CLIPTextConfig: Decodable, Sendable, Equatable {
 
 /// `vision_encoder/config.json` (`CLIPVisionConfig`, transformers' defaults for absent keys); a
 /// combined `CLIPConfig`'s `vision_config` is accepted too.
-public struct CLIPVisionConfig: Decodable, Sendable, Equatable {
+public struct CLIPVisionConfig: ComponentConfig, Sendable, Equatable {
     public var hiddenSize = 768
     public var intermediateSize = 3072
     public var projectionDim = 512
@@ -307,18 +307,11 @@ public enum CLIPTensors {
 extension CLIPTextWeightSet: Sendable where M: Sendable, V: Sendable {}
 public typealias CLIPTextWeights = CLIPTextWeightSet<WeightMatrix, [Float]>
 
-/// A loaded transformers `CLIPTextModel`. Immutable; shareable across threads.
-public final class CLIPTextModel: @unchecked Sendable {
+/// A loaded transformers `CLIPTextModel` (a `text_encoder/` folder). Immutable; shareable across threads.
+public final class CLIPTextModel: FolderComponent, @unchecked Sendable {
     public let config: CLIPTextConfig
     public let weights: CLIPTextWeights
     let encoder: CLIPEncoderRunner
-
-    /// Loads a transformers `text_encoder/` folder (`config.json` + `model[.variant].safetensors`).
-    public convenience init(folder: String, variant: String? = nil) throws {
-        let config = try Component.config(CLIPTextConfig.self, folder)
-        try config.validate(context: FileSystem.join(folder, "config.json"))
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
-    }
 
     public convenience init(config: CLIPTextConfig, checkpoint ck: Checkpoint) throws {
         try config.validate()
@@ -417,18 +410,12 @@ extension CLIPTensors {
 extension CLIPVisionWeightSet: Sendable where M: Sendable, V: Sendable {}
 public typealias CLIPVisionWeights = CLIPVisionWeightSet<WeightMatrix, [Float]>
 
-/// A loaded transformers `CLIPVisionModelWithProjection`. Immutable; shareable across threads.
-public final class CLIPVisionModel: @unchecked Sendable {
+/// A loaded transformers `CLIPVisionModelWithProjection` (a `vision_encoder/` or `image_encoder/`
+/// folder). Immutable; shareable across threads.
+public final class CLIPVisionModel: FolderComponent, @unchecked Sendable {
     public let config: CLIPVisionConfig
     public let weights: CLIPVisionWeights
     let encoder: CLIPEncoderRunner
-
-    /// Loads a transformers `vision_encoder/` (or `image_encoder/`) folder.
-    public convenience init(folder: String, variant: String? = nil) throws {
-        let config = try Component.config(CLIPVisionConfig.self, folder)
-        try config.validate(context: FileSystem.join(folder, "config.json"))
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
-    }
 
     public convenience init(config: CLIPVisionConfig, checkpoint ck: Checkpoint) throws {
         try config.validate()

@@ -11,15 +11,11 @@ import HunyuanNN
 
 /// `text_encoder_2/config.json` (`T5Config`, or `MT5Config` when model_type is "mt5"; transformers'
 /// defaults of that class for absent keys).
-public struct T5Config: Decodable, Sendable, Equatable {
-    public var vocabSize = 32128
-    public var dModel = 512
-    public var dKv = 64
-    public var dFf = 2048
-    public var numLayers = 6
-    public var numHeads = 8
-    public var relativeAttentionNumBuckets = 32
-    public var relativeAttentionMaxDistance = 128
+public struct T5Config: ComponentConfig, Sendable, Equatable {
+    public var vocabSize = 32128, dModel = 512, dFf = 2048, numLayers = 6
+    /// Attention heads of d_kv channels each.
+    public var numHeads = 8, dKv = 64
+    public var relativeAttentionNumBuckets = 32, relativeAttentionMaxDistance = 128
     public var layerNormEpsilon: Float = 1e-6
     /// "relu" (T5), "gated-gelu" (T5 v1.1, mT5: gelu_new), or "[gated-]<activation>".
     public var feedForwardProj = "relu"
@@ -181,26 +177,15 @@ public enum T5Tensors {
     }
 
     /// The declared tensors (name, shape), in declaration order.
-    public static func table(for c: T5Config) throws -> WeightTable {
-        let t = WeightTable()
-        _ = try encoder(c, t)
-        return t
-    }
+    public static func table(for c: T5Config) throws -> WeightTable { try WeightTable { _ = try encoder(c, $0) } }
 }
 
-/// A loaded transformers `T5EncoderModel`. Immutable; shareable across threads.
-public final class T5EncoderModel: @unchecked Sendable {
+/// A loaded transformers `T5EncoderModel` (HunyuanDiT's `text_encoder_2/` folder). Matrices and the
+/// embedding stay in place in the mapped files. Immutable; shareable across threads.
+public final class T5EncoderModel: FolderComponent, @unchecked Sendable {
     public let config: T5Config
     public let weights: T5EncoderWeights
     let activation: T5Activation
-
-    /// Loads a transformers `text_encoder_2/` folder (`config.json` + `model[.variant].safetensors` or
-    /// `model.safetensors.index.json` + shards). Matrices and the embedding stay in place in the mapped files.
-    public convenience init(folder: String, variant: String? = nil) throws {
-        let config = try Component.config(T5Config.self, folder)
-        try config.validate(context: FileSystem.join(folder, "config.json"))
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
-    }
 
     public convenience init(config: T5Config, checkpoint ck: Checkpoint) throws {
         try config.validate()

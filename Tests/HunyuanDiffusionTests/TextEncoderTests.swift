@@ -35,51 +35,46 @@ enum T2IEncoderFixture {
 /// transformers BertModel / T5EncoderModel (HunyuanDiT's text_encoder/, text_encoder_2/) against the
 /// hunyuandit-tiny fixture: last_hidden_state and the per-layer states of both rows [pos, neg].
 final class TextEncoderTests: XCTestCase {
-    /// Runs `forward` on both fixture rows; returns per row (output, traced intermediates).
-    func runRows(_ idsName: String, _ maskName: String,
-                 _ forward: ([Int32], [Int32], Trace?) throws -> [Float]) throws -> [([Float], [String: [Float]])] {
-        try (0..<2).map { row in
+    /// Runs `forward` on both fixture rows [pos, neg] (inputs `<prefix>_input_ids`, `<prefix>_attention_mask`)
+    /// and compares the output with reference `<prefix>_hidden` and the traced `stages` with
+    /// `debug_<prefix>_layers` (each [tokens, width]); returns the outputs.
+    @discardableResult
+    func checkRows(_ label: String, _ prefix: String, tokens: Int, width: Int, stages: [String],
+                   _ forward: ([Int32], [Int32], Trace?) throws -> [Float]) throws -> [[Float]] {
+        let size = tokens * width
+        return try (0..<2).map { r in
             var traced: [String: [Float]] = [:]
-            let out = try forward(try T2IEncoderFixture.ids(idsName, row: row), try T2IEncoderFixture.ids(maskName, row: row)) {
-                name, _, values in traced[name] = Array(values)
+            let t0 = now()
+            let out = try forward(try T2IEncoderFixture.ids(prefix + "_input_ids", row: r),
+                                  try T2IEncoderFixture.ids(prefix + "_attention_mask", row: r)) { name, _, values in
+                traced[name] = Array(values)
             }
-            return (out, traced)
+            let ms = (now() - t0) * 1000
+            let err = scaledMaxError(out, try T2IEncoderFixture.slice(prefix + "_hidden", r, size: size))
+            print("\(label) row \(r) → \(prefix)_hidden: scaled max error \(err) (\(String(format: "%.2f", ms)) ms)")
+            XCTAssertLessThanOrEqual(err, 1e-4, "\(label) row \(r)")
+            for (s, name) in stages.enumerated() {
+                let e = scaledMaxError(traced[name] ?? [], try T2IEncoderFixture.slice("debug_\(prefix)_layers", r * stages.count + s, size: size))
+                print("\(label) row \(r) \(name) → debug_\(prefix)_layers[\(r),\(s)]: scaled max error \(e)")
+                XCTAssertLessThanOrEqual(e, 1e-4, "\(label) row \(r) \(name)")
+            }
+            return out
         }
     }
 
     func testBertMatchesReference() throws {
         let bert = try BertModel(folder: try T2IEncoderFixture.dir() + "/text_encoder")
-        let t = 77, d = 48, pool = ThreadPool()
-        let t0 = now()
-        let rows = try runRows("bert_input_ids", "bert_attention_mask") { try bert.forward(ids: $0, mask: $1, pool: pool, trace: $2) }
-        print("BERT: 2 rows in \(String(format: "%.2f", (now() - t0) * 1000)) ms")
-        for (r, (out, traced)) in rows.enumerated() {
-            let err = scaledMaxError(out, try T2IEncoderFixture.slice("bert_hidden", r, size: t * d))
-            print("BERT row \(r) → bert_hidden: scaled max error \(err)")
-            XCTAssertLessThanOrEqual(err, 1e-4)
-            for (s, name) in ["bert.embeddings", "bert.layer.0", "bert.layer.1"].enumerated() {
-                let e = scaledMaxError(traced[name]!, try T2IEncoderFixture.slice("debug_bert_layers", r * 3 + s, size: t * d))
-                print("BERT row \(r) \(name) → debug_bert_layers[\(r),\(s)]: scaled max error \(e)")
-                XCTAssertLessThanOrEqual(e, 1e-4, name)
-            }
+        let pool = ThreadPool()
+        try checkRows("BERT", "bert", tokens: 77, width: 48, stages: ["bert.embeddings", "bert.layer.0", "bert.layer.1"]) {
+            try bert.forward(ids: $0, mask: $1, pool: pool, trace: $2)
         }
     }
 
     func testT5MatchesReference() throws {
         let t5 = try T5EncoderModel(folder: try T2IEncoderFixture.dir() + "/text_encoder_2")
-        let t = 256, d = 40, pool = ThreadPool()
-        let t0 = now()
-        let rows = try runRows("t5_input_ids", "t5_attention_mask") { try t5.forward(ids: $0, mask: $1, pool: pool, trace: $2) }
-        print("mT5: 2 rows in \(String(format: "%.2f", (now() - t0) * 1000)) ms")
-        for (r, (out, traced)) in rows.enumerated() {
-            let err = scaledMaxError(out, try T2IEncoderFixture.slice("t5_hidden", r, size: t * d))
-            print("mT5 row \(r) → t5_hidden: scaled max error \(err)")
-            XCTAssertLessThanOrEqual(err, 1e-4)
-            for (s, name) in ["t5.embeddings", "t5.layer.0", "t5.final_norm"].enumerated() {
-                let e = scaledMaxError(traced[name]!, try T2IEncoderFixture.slice("debug_t5_layers", r * 3 + s, size: t * d))
-                print("mT5 row \(r) \(name) → debug_t5_layers[\(r),\(s)]: scaled max error \(e)")
-                XCTAssertLessThanOrEqual(e, 1e-4, name)
-            }
+        let d = 40, pool = ThreadPool()
+        let rows = try checkRows("mT5", "t5", tokens: 256, width: d, stages: ["t5.embeddings", "t5.layer.0", "t5.final_norm"]) {
+            try t5.forward(ids: $0, mask: $1, pool: pool, trace: $2)
         }
         // The padding changes nothing of the tokens: masked keys are out of every softmax.
         let ids = try T2IEncoderFixture.ids("t5_input_ids", row: 0), mask = try T2IEncoderFixture.ids("t5_attention_mask", row: 0)
@@ -87,7 +82,7 @@ final class TextEncoderTests: XCTestCase {
         var other = ids
         for i in n..<ids.count { other[i] = 5 }
         let changed = try t5.forward(ids: other, mask: mask, pool: nil)
-        XCTAssertLessThanOrEqual(scaledMaxError(Array(changed[0..<(n * d)]), Array(rows[0].0[0..<(n * d)])), 1e-6)
+        XCTAssertLessThanOrEqual(scaledMaxError(Array(changed[0..<(n * d)]), Array(rows[0][0..<(n * d)])), 1e-6)
     }
 
     /// The fixture's weights stored as f16 / bf16 (read in place), against the fp32 reference: the
@@ -176,18 +171,20 @@ final class TextEncoderTests: XCTestCase {
         XCTAssertThrowsError(try BertModel(folder: corrupt))
 
         // config keys are named
-        let relKey = try componentCopy("text_encoder", fixture: dir, config: { $0.replacingOccurrences("\"absolute\"", "\"relative_key\"") })
-        expectError(.unsupported, "position_embedding_type") { _ = try BertModel(folder: relKey) }
-        let act = try componentCopy("text_encoder", fixture: dir, config: { $0.replacingOccurrences("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"swish\"") })
-        expectError(.unsupported, "hidden_act") { _ = try BertModel(folder: act) }
-        let heads = try componentCopy("text_encoder", fixture: dir, config: { $0.replacingOccurrences("\"num_attention_heads\": 2", "\"num_attention_heads\": 5") })
-        expectError(.format, "num_attention_heads") { _ = try BertModel(folder: heads) }
-        let ffn = try componentCopy("text_encoder_2", fixture: dir, config: { $0.replacingOccurrences("\"gated-gelu\"", "\"gated-swish\"") })
-        expectError(.unsupported, "feed_forward_proj") { _ = try T5EncoderModel(folder: ffn) }
-        let dkv = try componentCopy("text_encoder_2", fixture: dir, config: { $0.replacingOccurrences("\"d_kv\": 8", "\"d_kv\": 0") })
-        expectError(.format, "d_kv") { _ = try T5EncoderModel(folder: dkv) }
-        let typed = try componentCopy("text_encoder_2", fixture: dir, config: { $0.replacingOccurrences("\"num_heads\": 4", "\"num_heads\": \"4\"") })
-        expectError(.format, "num_heads") { _ = try T5EncoderModel(folder: typed) }
+        let edits: [(folder: String, from: String, to: String, kind: HYError.Kind, key: String)] = [
+            ("text_encoder", "\"absolute\"", "\"relative_key\"", .unsupported, "position_embedding_type"),
+            ("text_encoder", "\"hidden_act\": \"gelu\"", "\"hidden_act\": \"swish\"", .unsupported, "hidden_act"),
+            ("text_encoder", "\"num_attention_heads\": 2", "\"num_attention_heads\": 5", .format, "num_attention_heads"),
+            ("text_encoder_2", "\"gated-gelu\"", "\"gated-swish\"", .unsupported, "feed_forward_proj"),
+            ("text_encoder_2", "\"d_kv\": 8", "\"d_kv\": 0", .format, "d_kv"),
+            ("text_encoder_2", "\"num_heads\": 4", "\"num_heads\": \"4\"", .format, "num_heads"),
+        ]
+        for e in edits {
+            let edited = try componentCopy(e.folder, fixture: dir, config: { $0.replacingOccurrences(e.from, e.to) })
+            expectError(e.kind, e.key) {
+                if e.folder == "text_encoder" { _ = try BertModel(folder: edited) } else { _ = try T5EncoderModel(folder: edited) }
+            }
+        }
         let noConfig = try componentCopy("text_encoder_2", fixture: dir)
         unlink(noConfig + "/config.json")
         expectError(.io, "config.json") { _ = try T5EncoderModel(folder: noConfig) }
