@@ -204,6 +204,10 @@ public final class T5EncoderModel: FolderComponent, @unchecked Sendable {
         activation = try config.feedForward().act
     }
 
+    /// The longest sequence `forward` takes: the position bias holds heads·L² floats (512 MB for
+    /// mT5-XL's 32 heads at 2048 tokens; HunyuanDiT runs 256).
+    public static let maxTokens = 2048
+
     /// The additive attention scores of every layer, [heads, t, t]: the relative position bias of
     /// query i and key j plus `keyBias[j]` (0 or masked) when a mask is given.
     func positionBias(tokens t: Int, keyBias: [Float]?) -> [Float] {
@@ -223,13 +227,15 @@ public final class T5EncoderModel: FolderComponent, @unchecked Sendable {
         return bias
     }
 
-    /// last_hidden_state [L, d_model] (after the final RMSNorm) of `ids` (L ≥ 1, each in [0, vocab)).
+    /// last_hidden_state [L, d_model] (after the final RMSNorm) of `ids` (1 ≤ L ≤ maxTokens, each in [0, vocab)).
     /// `mask` (attention_mask: L values, 1 = token, 0 = padding; nil = all 1) removes the padded keys from
     /// every query's softmax; padded positions are still computed. `trace`: `t5.embeddings`,
     /// `t5.layer.i`, `t5.final_norm`.
     public func forward(ids: [Int32], mask: [Int32]? = nil, pool: ThreadPool?, trace: Trace? = nil) throws -> [Float] {
         let c = config, d = c.dModel, t = ids.count, inner = c.inner, ff = c.dFf, eps = c.layerNormEpsilon
-        guard t >= 1 else { throw HYError.invalidArgument("T5EncoderModel: no tokens") }
+        guard t >= 1, t <= T5EncoderModel.maxTokens else {
+            throw HYError.invalidArgument("T5EncoderModel: \(t) tokens (1…\(T5EncoderModel.maxTokens) allowed)")
+        }
         for id in ids where id < 0 || Int(id) >= c.vocabSize {
             throw HYError.invalidArgument("T5EncoderModel: token id \(id) outside the vocabulary of \(c.vocabSize)")
         }

@@ -119,7 +119,7 @@ final class TextEncoderTests: XCTestCase {
     func testShardedT5AndPrefixedBert() throws {
         let dir = try T2IEncoderFixture.dir()
         let src = try Checkpoint(component: dir + "/text_encoder_2")
-        let sharded = try componentCopy("text_encoder_2", fixture: dir) { $0.removeAll() }
+        let sharded = try componentCopy("text_encoder_2", fixture: dir, { $0.removeAll() })
         unlink(sharded + "/model.safetensors")
         var map: [(String, JSONValue)] = []
         for (s, part) in [src.tensors.filter { $0.name.hasPrefix("encoder.block.0.") }, src.tensors.filter { !$0.name.hasPrefix("encoder.block.0.") }].enumerated() {
@@ -136,10 +136,10 @@ final class TextEncoderTests: XCTestCase {
         let whole = try T5EncoderModel(folder: dir + "/text_encoder_2").forward(ids: ids, mask: mask, pool: nil)
         XCTAssertEqual(try T5EncoderModel(folder: sharded).forward(ids: ids, mask: mask, pool: nil), whole)
 
-        let prefixed = try componentCopy("text_encoder", fixture: dir) { items in
+        let prefixed = try componentCopy("text_encoder", fixture: dir, { items in
             for i in items.indices { items[i].name = "bert." + items[i].name }
             items.append(.init(name: "cls.predictions.bias", shape: [397], floats: [Float](repeating: 0, count: 397)))
-        }
+        })
         let bids = try T2IEncoderFixture.ids("bert_input_ids", row: 1), bmask = try T2IEncoderFixture.ids("bert_attention_mask", row: 1)
         XCTAssertEqual(try BertModel(folder: prefixed).forward(ids: bids, mask: bmask, pool: nil),
                        try BertModel(folder: dir + "/text_encoder").forward(ids: bids, mask: bmask, pool: nil))
@@ -149,22 +149,22 @@ final class TextEncoderTests: XCTestCase {
         let dir = try T2IEncoderFixture.dir()
         // missing and misshapen tensors are named
         let q = "encoder.layer.1.attention.self.query.weight"
-        expectError(.format, q) { _ = try BertModel(folder: try self.componentCopy("text_encoder", fixture: dir) { $0.removeAll { $0.name == q } }) }
+        expectError(.format, q) { _ = try BertModel(folder: try self.componentCopy("text_encoder", fixture: dir, { $0.removeAll { $0.name == q } })) }
         let wi = "encoder.block.1.layer.1.DenseReluDense.wi_1.weight"
-        expectError(.format, wi) { _ = try T5EncoderModel(folder: try self.componentCopy("text_encoder_2", fixture: dir) { $0.removeAll { $0.name == wi } }) }
+        expectError(.format, wi) { _ = try T5EncoderModel(folder: try self.componentCopy("text_encoder_2", fixture: dir, { $0.removeAll { $0.name == wi } })) }
         let rel = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
-        let misshapen = try componentCopy("text_encoder_2", fixture: dir) { items in
+        let misshapen = try componentCopy("text_encoder_2", fixture: dir, { items in
             let i = items.firstIndex { $0.name == rel }!
             items[i] = .init(name: rel, dtype: .f32, shape: [4, 32], bytes: items[i].bytes)
-        }
+        })
         expectError(.format, rel) { _ = try T5EncoderModel(folder: misshapen) }
         let pos = "embeddings.position_embeddings.weight"
-        let shortPos = try componentCopy("text_encoder", fixture: dir) { items in
+        let shortPos = try componentCopy("text_encoder", fixture: dir, { items in
             let i = items.firstIndex { $0.name == pos }!
             items[i] = .init(name: pos, dtype: .f32, shape: [77, 48], bytes: Array(items[i].bytes[0..<(77 * 48 * 4)]))
-        }
+        })
         expectError(.format, pos) { _ = try BertModel(folder: shortPos) }
-        let leftover = try componentCopy("text_encoder_2", fixture: dir) { $0.append(.init(name: "encoder.block.0.extra", shape: [1], floats: [0])) }
+        let leftover = try componentCopy("text_encoder_2", fixture: dir, { $0.append(.init(name: "encoder.block.0.extra", shape: [1], floats: [0])) })
         expectError(.format, "encoder.block.0.extra") { _ = try T5EncoderModel(folder: leftover) }
         let corrupt = try componentCopy("text_encoder", fixture: dir)
         try FileSystem.writeAtomically(corrupt + "/model.safetensors", overwrite: true) { w in try [UInt8](repeating: 7, count: 64).withUnsafeBytes { try w($0) } }
@@ -188,6 +188,8 @@ final class TextEncoderTests: XCTestCase {
         let noConfig = try componentCopy("text_encoder_2", fixture: dir)
         unlink(noConfig + "/config.json")
         expectError(.io, "config.json") { _ = try T5EncoderModel(folder: noConfig) }
+        let badJSON = try componentCopy("text_encoder", fixture: dir, config: { _ in "{\"hidden_size\": " })
+        expectError(.format, "config.json") { _ = try BertModel(folder: badJSON) }
 
         // inputs
         let bert = try BertModel(folder: dir + "/text_encoder"), t5 = try T5EncoderModel(folder: dir + "/text_encoder_2")
@@ -195,7 +197,8 @@ final class TextEncoderTests: XCTestCase {
         expectError(.invalidArgument, "token id -1") { _ = try t5.forward(ids: [-1, 1], pool: nil) }
         expectError(.invalidArgument, "token id 1012") { _ = try t5.forward(ids: [1012], pool: nil) }
         expectError(.invalidArgument, "513 tokens") { _ = try bert.forward(ids: Array(repeating: 1, count: 513), pool: nil) }
-        expectError(.invalidArgument, "no tokens") { _ = try t5.forward(ids: [], pool: nil) }
+        expectError(.invalidArgument, "0 tokens") { _ = try t5.forward(ids: [], pool: nil) }
+        expectError(.invalidArgument, "2049 tokens") { _ = try t5.forward(ids: Array(repeating: 1, count: 2049), pool: nil) }
         expectError(.invalidArgument, "3 values for 2 tokens") { _ = try bert.forward(ids: [101, 102], mask: [1, 1, 0], pool: nil) }
         expectError(.invalidArgument, "1 values for 2 tokens") { _ = try t5.forward(ids: [5, 1], mask: [1], pool: nil) }
         expectError(.invalidArgument, "mask value 2") { _ = try t5.forward(ids: [5, 1], mask: [1, 2], pool: nil) }
