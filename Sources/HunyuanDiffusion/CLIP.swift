@@ -40,7 +40,7 @@ public enum CLIPActivation: String, Sendable, Equatable {
 
 /// `text_encoder/config.json` (`CLIPTextConfig`, transformers' defaults for absent keys). A combined
 /// `CLIPConfig` file is accepted too: its `text_config` is read.
-public struct CLIPTextConfig: Decodable, Sendable, Equatable {
+public struct CLIPTextConfig: ComponentConfig, Sendable, Equatable {
     public var vocabSize = 49408
     public var hiddenSize = 512
     public var intermediateSize = 2048
@@ -109,7 +109,7 @@ public struct CLIPTextConfig: Decodable, Sendable, Equatable {
 
 /// `vision_encoder/config.json` (`CLIPVisionConfig`, transformers' defaults for absent keys); a
 /// combined `CLIPConfig`'s `vision_config` is accepted too.
-public struct CLIPVisionConfig: Decodable, Sendable, Equatable {
+public struct CLIPVisionConfig: ComponentConfig, Sendable, Equatable {
     public var hiddenSize = 768
     public var intermediateSize = 3072
     public var projectionDim = 512
@@ -207,37 +207,56 @@ extension CLIPTensors {
 
 extension CLIPEncoderLayerWeights: Sendable where M: Sendable, V: Sendable {}
 
-/// The encoder stack both towers run: pre-LN layers with `heads` heads, full or causal attention.
+/// The encoder stack of the CLIP towers (pre-LN: x += attn(LN1(x)); x += mlp(LN2(x))) and of BERT
+/// (`postNorm`: x = LN1(x + attn(x)); x = LN2(x + mlp(x))), `heads` heads, full or causal attention.
 struct CLIPEncoderRunner {
     let layers: [CLIPEncoderLayerWeights<WeightMatrix, [Float]>]
     let hidden: Int, heads: Int, intermediate: Int, eps: Float, act: CLIPActivation
+    var postNorm = false
 
-    /// x [t, hidden] is updated in place through every layer. Scratch is allocated once per call.
-    func run(_ x: UnsafeMutablePointer<Float>, tokens t: Int, causal: Bool, pool: ThreadPool?, trace: Trace?,
-             traceName: String) {
+    /// x [t, hidden] is updated in place through every layer; `bias` (e.g. a key-padding mask) is added
+    /// to every layer's attention scores. Scratch is allocated once per call.
+    func run(_ x: UnsafeMutablePointer<Float>, tokens t: Int, causal: Bool, bias: AttentionBias? = nil, pool: ThreadPool?,
+             trace: Trace?, traceName: String) {
         let d = hidden, hd = d / heads
         let h = FloatBuffer(t * d, zeroed: false), q = FloatBuffer(t * d, zeroed: false)
         let k = FloatBuffer(t * d, zeroed: false), v = FloatBuffer(t * d, zeroed: false)
         let m = FloatBuffer(t * intermediate, zeroed: false)
         for (i, l) in layers.enumerated() {
-            layerNorm(x, rows: t, dim: d, eps: eps, weight: l.norm1W, bias: l.norm1B, h.p, pool: pool)
-            l.q.forward(h.p, rows: t, q.p, pool: pool)
-            l.k.forward(h.p, rows: t, k.p, pool: pool)
-            l.v.forward(h.p, rows: t, v.p, pool: pool)
-            attention(q: q.p, qStride: d, nq: t, keys: k.p, kStride: d, values: v.p, vStride: d, nk: t,
-                      heads: heads, kvHeads: heads, headDim: hd, scale: 1 / Float(hd).squareRoot(),
-                      mask: causal ? .causal(offset: 0) : .none, out: h.p, outStride: d, pool: pool)
-            l.out.forward(h.p, rows: t, q.p, pool: pool)
+            if !postNorm { layerNorm(x, rows: t, dim: d, eps: eps, weight: l.norm1W, bias: l.norm1B, h.p, pool: pool) }
+            encoderSelfAttention(postNorm ? x : h.p, tokens: t, q: l.q, k: l.k, v: l.v, out: l.out, heads: heads, headDim: hd,
+                                 scale: 1 / Float(hd).squareRoot(), mask: causal ? .causal(offset: 0) : .none, bias: bias,
+                                 scratch: (q.p, k.p, v.p, h.p), q.p, pool: pool)
             addInPlace(x, q.p, t * d, pool: pool)
-            layerNorm(x, rows: t, dim: d, eps: eps, weight: l.norm2W, bias: l.norm2B, h.p, pool: pool)
-            l.fc1.forward(h.p, rows: t, m.p, pool: pool)
+            if postNorm { layerNorm(x, rows: t, dim: d, eps: eps, weight: l.norm1W, bias: l.norm1B, x, pool: pool) }
+            else { layerNorm(x, rows: t, dim: d, eps: eps, weight: l.norm2W, bias: l.norm2B, h.p, pool: pool) }
+            l.fc1.forward(postNorm ? x : h.p, rows: t, m.p, pool: pool)
             let f = intermediate, a = act
             parallelRows(pool, t, minChunk: 8) { r in a.apply(m.p + r.lowerBound * f, r.count * f) }
             l.fc2.forward(m.p, rows: t, q.p, pool: pool)
             addInPlace(x, q.p, t * d, pool: pool)
+            if postNorm { layerNorm(x, rows: t, dim: d, eps: eps, weight: l.norm2W, bias: l.norm2B, x, pool: pool) }
             trace.emit("\(traceName).\(i)", [t, d], x)
         }
     }
+}
+
+/// The self-attention of an encoder layer: result[t, out] = out(attention(q(x), k(x), v(x))) over
+/// `heads` heads of `headDim` (the projections are [heads·headDim, in]). `scratch` q, k, v and a hold
+/// t·heads·headDim floats each; a may be x (read only by the projections), result may be q.
+func encoderSelfAttention(_ x: UnsafePointer<Float>, tokens t: Int, q: Linear, k: Linear, v: Linear, out: Linear,
+                          heads: Int, headDim hd: Int, scale: Float, mask: AttentionMask, bias: AttentionBias?,
+                          scratch s: (q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>,
+                                      v: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Float>),
+                          _ result: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
+    let inner = heads * hd
+    q.forward(x, rows: t, s.q, pool: pool)
+    k.forward(x, rows: t, s.k, pool: pool)
+    v.forward(x, rows: t, s.v, pool: pool)
+    attention(q: s.q, qStride: inner, nq: t, keys: s.k, kStride: inner, values: s.v, vStride: inner, nk: t,
+              heads: heads, kvHeads: heads, headDim: hd, scale: scale, mask: mask, bias: bias, out: s.a, outStride: inner,
+              pool: pool)
+    out.forward(s.a, rows: t, result, pool: pool)
 }
 
 func layerNorm(_ x: UnsafePointer<Float>, rows: Int, dim: Int, eps: Float, weight: [Float], bias: [Float],
@@ -288,18 +307,11 @@ public enum CLIPTensors {
 extension CLIPTextWeightSet: Sendable where M: Sendable, V: Sendable {}
 public typealias CLIPTextWeights = CLIPTextWeightSet<WeightMatrix, [Float]>
 
-/// A loaded transformers `CLIPTextModel`. Immutable; shareable across threads.
-public final class CLIPTextModel: @unchecked Sendable {
+/// A loaded transformers `CLIPTextModel` (a `text_encoder/` folder). Immutable; shareable across threads.
+public final class CLIPTextModel: FolderComponent, @unchecked Sendable {
     public let config: CLIPTextConfig
     public let weights: CLIPTextWeights
     let encoder: CLIPEncoderRunner
-
-    /// Loads a transformers `text_encoder/` folder (`config.json` + `model[.variant].safetensors`).
-    public convenience init(folder: String, variant: String? = nil) throws {
-        let config = try Component.config(CLIPTextConfig.self, folder)
-        try config.validate(context: FileSystem.join(folder, "config.json"))
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
-    }
 
     public convenience init(config: CLIPTextConfig, checkpoint ck: Checkpoint) throws {
         try config.validate()
@@ -398,18 +410,12 @@ extension CLIPTensors {
 extension CLIPVisionWeightSet: Sendable where M: Sendable, V: Sendable {}
 public typealias CLIPVisionWeights = CLIPVisionWeightSet<WeightMatrix, [Float]>
 
-/// A loaded transformers `CLIPVisionModelWithProjection`. Immutable; shareable across threads.
-public final class CLIPVisionModel: @unchecked Sendable {
+/// A loaded transformers `CLIPVisionModelWithProjection` (a `vision_encoder/` or `image_encoder/`
+/// folder). Immutable; shareable across threads.
+public final class CLIPVisionModel: FolderComponent, @unchecked Sendable {
     public let config: CLIPVisionConfig
     public let weights: CLIPVisionWeights
     let encoder: CLIPEncoderRunner
-
-    /// Loads a transformers `vision_encoder/` (or `image_encoder/`) folder.
-    public convenience init(folder: String, variant: String? = nil) throws {
-        let config = try Component.config(CLIPVisionConfig.self, folder)
-        try config.validate(context: FileSystem.join(folder, "config.json"))
-        try self.init(config: config, checkpoint: try Checkpoint(component: folder, variant: variant))
-    }
 
     public convenience init(config: CLIPVisionConfig, checkpoint ck: Checkpoint) throws {
         try config.validate()

@@ -37,6 +37,28 @@ public enum AttentionMask: Sendable, Equatable {
     }
 }
 
+/// An additive term on the scaled scores of `attention`: the probabilities become
+/// softmax_j(scale · q[i, h]·k[j] + bias(h, i, j)), with bias(h, i, j) = values[h·headStride +
+/// i·rowStride + j] (i the query row of the call, j the key). A stride of 0 shares the rows across
+/// heads or queries. Masked keys take `masked` (transformers' finfo.min): their probability is 0 while
+/// the query sees another key. Borrowed for the call; forward only (`attentionBackward` has no bias).
+public struct AttentionBias {
+    /// The additive score of a masked key: −Float.greatestFiniteMagnitude (PyTorch's finfo(float32).min).
+    public static let masked = -Float.greatestFiniteMagnitude
+
+    public let values: UnsafePointer<Float>
+    public let headStride: Int
+    public let rowStride: Int
+
+    /// `values` holds at least (heads−1)·headStride + (nq−1)·rowStride + nk floats.
+    public init(_ values: UnsafePointer<Float>, headStride: Int, rowStride: Int) {
+        self.values = values; self.headStride = headStride; self.rowStride = rowStride
+    }
+
+    /// A key-padding mask: `keys` [nk] of 0 (kept) or `masked`, the same for every head and query.
+    public init(keys: UnsafePointer<Float>) { self.init(keys, headStride: 0, rowStride: 0) }
+}
+
 /// Multi-head attention: for query row i and head h (KV head g = h / (heads / kvHeads)),
 /// out[i, h] = Σ_j softmax_j(scale · q[i, h]·k[j, g]) · v[j, g] over the keys j the mask lets i see.
 /// - q: [nq, ≥ heads·headDim] fp32, row stride qStride floats, head h at columns h·headDim.
@@ -44,6 +66,7 @@ public enum AttentionMask: Sendable, Equatable {
 ///   elements (q8_0: headDim and strides multiples of 32), KV head g at element g·headDim.
 /// - out: [nq, ≥ heads·headDim] fp32, row stride outStride; must not overlap q, keys or values.
 /// - lse: optional [heads, nq]: the log-sum-exp of each query's scaled scores (for the backward).
+/// - bias: optional additive scores (`AttentionBias`: key-padding masks, T5's relative position bias).
 /// - scale > 0. A query that sees no key gets zeros.
 /// FlashAttention-style tiles: a block of queries × every head of one GQA group against a block of
 /// keys, QKᵀ and PV as register-tiled products, the online softmax in fp32, key blocks past the causal
@@ -55,10 +78,12 @@ public enum AttentionMask: Sendable, Equatable {
 public func attention(q: UnsafePointer<Float>, qStride: Int, nq: Int,
                       keys: UnsafeRawPointer, kStride: Int, values: UnsafeRawPointer, vStride: Int, nk: Int,
                       kvType: KVElementType = .f32, heads: Int, kvHeads: Int, headDim: Int, scale: Float,
-                      mask: AttentionMask = .none, out: UnsafeMutablePointer<Float>, outStride: Int,
-                      lse: UnsafeMutablePointer<Float>? = nil, precision: ComputePrecision = .fp32, pool: ThreadPool?) {
+                      mask: AttentionMask = .none, bias: AttentionBias? = nil, out: UnsafeMutablePointer<Float>,
+                      outStride: Int, lse: UnsafeMutablePointer<Float>? = nil, precision: ComputePrecision = .fp32,
+                      pool: ThreadPool?) {
     var shape = AttentionShape(nq: nq, nk: nk, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, mask: mask)
     shape.bf16 = precision == .bf16
+    shape.bias = bias
     switch kvType {
     case .f32:
         attentionTiled(F32Loader.self, shape, q: q, qStride: qStride, keys: keys, kStride: kStride, values: values,
@@ -88,6 +113,9 @@ struct AttentionShape {
     /// to bf16, sums and the softmax in fp32. Taken where the CPU has AVX512_BF16 and headDim is a
     /// multiple of 16; K and V are then packed once per call and key blocks are multiples of 32.
     var bf16 = false
+    /// Additive scores; with a bias the scores are scaled and biased before the softmax, which then
+    /// runs at scale 1.
+    var bias: AttentionBias? = nil
 
     init(nq: Int, nk: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float, mask: AttentionMask) {
         self.nq = nq; self.nk = nk; self.heads = heads; self.kvHeads = max(1, kvHeads); self.headDim = headDim
@@ -102,7 +130,9 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
                                      out: UnsafeMutablePointer<Float>, outStride: Int,
                                      lse: UnsafeMutablePointer<Float>?, pool: ThreadPool?) {
     var sh = shapeIn
-    let nq = sh.nq, hd = sh.headDim, group = sh.group, scale = sh.scale, mask = sh.mask
+    // `scale` is the softmax's: 1 when a bias has already been added to the scaled scores.
+    let nq = sh.nq, hd = sh.headDim, group = sh.group, mask = sh.mask, bias = sh.bias
+    let scoreScale = sh.scale, scale: Float = bias == nil ? sh.scale : 1
     if nq <= 0 || sh.heads <= 0 || hd <= 0 { return }
     if sh.blockQ <= 0 { sh.blockQ = max(1, min(nq, 256 / group)) }
     let packed = sh.bf16 && CPUFeatures.avx512bf16 && hd % 16 == 0
@@ -193,6 +223,10 @@ func attentionTiled<L: WeightLoader>(_: L.Type, _ shapeIn: AttentionShape, q: Un
                 if valid == 0 {
                     if let p16 { (p16.p + row * ls).update(repeating: 0, count: ls) } else { sr.update(repeating: 0, count: ls) }
                     continue
+                }
+                if let bias {
+                    let b = bias.values + (g * group + row % group) * bias.headStride + (i0 + row / group) * bias.rowStride + j0
+                    for j in 0..<valid { sr[j] = sr[j] * scoreScale + b[j] }
                 }
                 let newMax = max(rowMax[row], maxElement(sr, valid))
                 let corr = rowMax[row] == -.infinity ? 0 : expf((rowMax[row] - newMax) * scale)

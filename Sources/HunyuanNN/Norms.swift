@@ -25,6 +25,16 @@ public func rmsnorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, 
     _ = rmsnormRow(x, weight, n, eps, out)
 }
 
+/// RMSNorm over `rows` rows of `dim` (T5's LayerNorm: no mean subtraction, no bias): out = x ·
+/// 1/√(mean(x²) + eps) · (weight ?? 1), fp32. Rows split over `pool`; out may equal x.
+public func rmsnorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, rows: Int, dim: Int, eps: Float,
+                    _ out: UnsafeMutablePointer<Float>, pool: ThreadPool?) {
+    if dim <= 0 { return }
+    parallelRows(pool, rows) { rr in
+        for r in rr { _ = rmsnormRow(x + r * dim, weight, dim, eps, out + r * dim) }
+    }
+}
+
 /// RMSNorm over `rows` rows of `dim`, saving r = 1/√(mean(x²)+eps) per row in `rinv` for the backward.
 public func rmsnorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, rows: Int, dim: Int, eps: Float,
                     _ out: UnsafeMutablePointer<Float>, rinv: UnsafeMutablePointer<Float>) {

@@ -34,11 +34,12 @@ func scaledMaxError(_ a: [Float], _ b: [Float]) -> Float {
 }
 
 extension XCTestCase {
-    /// A temporary copy of fixture component `name` (config.json and its weights as `model.safetensors`
-    /// / `diffusion_pytorch_model.safetensors`), with the tensors and config text edited.
-    func componentCopy(_ name: String, config: (String) -> String = { $0 },
+    /// A temporary copy of component `name` of fixture folder `fixture` (default mvd-lite-tiny):
+    /// config.json and its weights as `model.safetensors` / `diffusion_pytorch_model.safetensors`, with
+    /// the tensors and config text edited.
+    func componentCopy(_ name: String, fixture: String? = nil, config: (String) -> String = { $0 },
                        _ edit: (inout [SafetensorsWriter.Item]) -> Void = { _ in }) throws -> String {
-        let src = try MVDFixture.dir() + "/" + name
+        let src = try (fixture ?? MVDFixture.dir()) + "/" + name
         var template = Array("/tmp/mvd-component-XXXXXX".utf8CString)
         guard let p = mkdtemp(&template) else { throw HYError.io("mkdtemp failed") }
         let dir = String(cString: p)

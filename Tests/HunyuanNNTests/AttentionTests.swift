@@ -12,6 +12,9 @@ final class AttentionTests: XCTestCase {
         var nq = 37, nk = 53, heads = 4, kvHeads = 2, hd = 8
         var scale: Float = 0.35
         var mask: AttentionMask = .none
+        /// Additive scores (h, i, j) at bias[h·strides.head + i·strides.row + j].
+        var bias: [Float]? = nil
+        var biasStrides = (head: 0, row: 0)
     }
 
     var seed: UInt64 = 42
@@ -29,7 +32,7 @@ final class AttentionTests: XCTestCase {
                 for j in 0..<n {
                     var d = 0.0
                     for x in 0..<c.hd { d += Double(q[i * qs + h * c.hd + x]) * Double(k[j * ks + g * c.hd + x]) }
-                    s[j] = d * Double(c.scale)
+                    s[j] = d * Double(c.scale) + Double(c.bias.map { $0[h * c.biasStrides.head + i * c.biasStrides.row + j] } ?? 0)
                 }
                 let m = s.max() ?? 0
                 let e = s.map { Glibc.exp($0 - m) }
@@ -77,12 +80,14 @@ final class AttentionTests: XCTestCase {
         let (ref, refLSE) = reference(c, q: r(q), qs: qs, k: r(k), ks: ks, v: r(v), vs: vs)
         var out = [Float](repeating: .nan, count: c.nq * os), lse = [Float](repeating: .nan, count: c.heads * c.nq)
         let pool = ThreadPool(threads: 2)
+        (c.bias ?? [0]).withUnsafeBufferPointer { bp in
+        let bias = c.bias == nil ? nil : AttentionBias(bp.baseAddress!, headStride: c.biasStrides.head, rowStride: c.biasStrides.row)
         q.withUnsafeBufferPointer { qp in kb.withUnsafeBytes { kp in vb.withUnsafeBytes { vp in
             out.withUnsafeMutableBufferPointer { op in lse.withUnsafeMutableBufferPointer { lp in
                 if let t = tiles {
                     var sh = AttentionShape(nq: c.nq, nk: c.nk, heads: c.heads, kvHeads: c.kvHeads, headDim: c.hd,
                                             scale: c.scale, mask: c.mask)
-                    sh.blockQ = t.q; sh.blockK = t.k; sh.splits = t.splits; sh.bf16 = bf16
+                    sh.blockQ = t.q; sh.blockK = t.k; sh.splits = t.splits; sh.bf16 = bf16; sh.bias = bias
                     func go<L: WeightLoader>(_ l: L.Type) {
                         attentionTiled(l, sh, q: qp.baseAddress!, qStride: qs, keys: kp.baseAddress!, kStride: ks,
                                        values: vp.baseAddress!, vStride: vs, out: op.baseAddress!, outStride: os,
@@ -92,11 +97,13 @@ final class AttentionTests: XCTestCase {
                 } else {
                     attention(q: qp.baseAddress!, qStride: qs, nq: c.nq, keys: kp.baseAddress!, kStride: ks,
                               values: vp.baseAddress!, vStride: vs, nk: c.nk, kvType: kvType, heads: c.heads,
-                              kvHeads: c.kvHeads, headDim: c.hd, scale: c.scale, mask: c.mask, out: op.baseAddress!,
-                              outStride: os, lse: lp.baseAddress!, precision: bf16 ? .bf16 : .fp32, pool: pool)
+                              kvHeads: c.kvHeads, headDim: c.hd, scale: c.scale, mask: c.mask, bias: bias,
+                              out: op.baseAddress!, outStride: os, lse: lp.baseAddress!, precision: bf16 ? .bf16 : .fp32,
+                              pool: pool)
                 }
             } }
         } } }
+        }
         var err = 0.0, lseErr = 0.0
         for i in 0..<c.nq { for x in 0..<inner { err = max(err, abs(Double(out[i * os + x]) - ref[i * inner + x])) } }
         for i in 0..<(c.heads * c.nq) { lseErr = max(lseErr, abs(Double(lse[i]) - refLSE[i])) }
@@ -143,6 +150,37 @@ final class AttentionTests: XCTestCase {
         XCTAssertLessThan(run(c, bf16: true).err, bound, "several key blocks")
         c.hd = 24; c.nk = 100
         XCTAssertLessThan(run(c, bf16: true).err, 1e-5, "head size 24 stays fp32")
+    }
+
+    /// Additive score biases: a per-head, per-query bias (T5's relative positions) with masked keys
+    /// folded in, and a key-padding mask shared by every head and query, over every tiling (a key
+    /// block wholly masked, split keys), causal too, f32 and f16 keys, bf16 products, the public entry.
+    func testAdditiveBias() {
+        for kv in [KVElementType.f32, .f16] {
+            for mask in [AttentionMask.none, .causal(offset: 16)] {
+                for shared in [false, true] {
+                    for t in [(1, 1, 1), (4, 7, 1), (5, 16, 3), (37, 53, 1), (3, 8, 5)] {
+                        var c = Case(); c.mask = mask; c.hd = 16
+                        // keys 8..<16 and 40..<45 padded
+                        let padded: (Int) -> Bool = { (8..<16).contains($0) || (40..<45).contains($0) }
+                        if shared {
+                            c.bias = (0..<c.nk).map { padded($0) ? AttentionBias.masked : 0 }
+                        } else {
+                            c.bias = (0..<(c.heads * c.nq * c.nk)).map { padded($0 % c.nk) ? AttentionBias.masked : rnd() }
+                            c.biasStrides = (c.nq * c.nk, c.nk)
+                        }
+                        let r = run(c, kvType: kv, tiles: t)
+                        XCTAssertLessThan(r.err, 1e-5, "\(kv) \(mask) shared \(shared) tiles \(t)")
+                        XCTAssertLessThan(r.lseErr, 1e-4, "lse \(kv) \(mask) shared \(shared) tiles \(t)")
+                        if t.0 == 37 {
+                            XCTAssertLessThan(run(c, kvType: kv).err, 1e-5, "public \(kv) \(mask) shared \(shared)")
+                            let bound = CPUFeatures.avx512bf16 ? 1e-2 : 1e-5
+                            XCTAssertLessThan(run(c, kvType: kv, bf16: true).err, bound, "bf16 \(kv) \(mask) shared \(shared)")
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The public entry with its own tiling: prefill-sized and decode-sized calls (the latter split the

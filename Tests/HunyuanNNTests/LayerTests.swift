@@ -207,6 +207,23 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// The row-parallel RMSNorm (T5's LayerNorm) against the float64 definition, in place, 1 and 2 threads.
+    func testRMSNormRowsMatchDefinition() {
+        let rows = 70, dim = 40
+        let x = (0..<(rows * dim)).map { _ in rnd() }, w = (0..<dim).map { _ in rnd() }
+        for pool in [nil, ThreadPool(threads: 2)] {
+            var out = x
+            out.withUnsafeMutableBufferPointer { o in rmsnorm(o.baseAddress!, w, rows: rows, dim: dim, eps: 1e-6, o.baseAddress!, pool: pool) }
+            for i in 0..<rows {
+                let ms = (0..<dim).reduce(0.0) { $0 + Double(x[i * dim + $1]) * Double(x[i * dim + $1]) } / Double(dim)
+                for j in 0..<dim {
+                    let e = Double(x[i * dim + j]) / (ms + 1e-6).squareRoot() * Double(w[j])
+                    XCTAssertEqual(Double(out[i * dim + j]), e, accuracy: 1e-5 * max(1, abs(e)))
+                }
+            }
+        }
+    }
+
     func testRMSNormBackwardMatchesFiniteDifferences() {
         let rows = 3, dim = 8
         var x = (0..<(rows * dim)).map { _ in rnd() }, w = (0..<dim).map { _ in rnd() }
