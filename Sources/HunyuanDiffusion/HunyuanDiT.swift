@@ -10,7 +10,7 @@ import HunyuanNN
 // skip connections from the first half of the blocks to the second.
 
 /// `transformer/config.json` (diffusers' constructor defaults for absent keys).
-public struct HunyuanDiTConfig: Decodable, Sendable, Equatable {
+public struct HunyuanDiTConfig: ComponentConfig, Sendable, Equatable {
     public var numAttentionHeads = 16
     public var attentionHeadDim = 88
     public var inChannels = 4
@@ -224,18 +224,16 @@ public final class HunyuanDiT2DModel: @unchecked Sendable {
     /// How the products are computed (the weights' bf16 forms are made at load for `.bf16`).
     public let compute: ComputePrecision
 
-    /// Reads `folder/config.json` and the folder's weights (`diffusion_pytorch_model[.variant]
-    /// .safetensors` or sharded). Missing, misshapen and left-over tensors are `HYError.format`
-    /// naming the file and tensor.
+    /// Reads `folder/config.json` (validated) and the folder's weights (`diffusion_pytorch_model
+    /// [.variant].safetensors` or sharded); `compute` as `CheckpointBinder.compute`.
     public convenience init(folder: String, variant: String? = nil, compute: ComputePrecision = .fp32) throws {
-        let config: HunyuanDiTConfig
-        do {
-            config = try Component.config(HunyuanDiTConfig.self, folder)
-        } catch let e as HYError {
-            throw e.message.hasPrefix(folder) ? e : HYError(e.kind, "\(FileSystem.join(folder, "config.json")): \(e.message)")
-        }
-        try config.validate(context: FileSystem.join(folder, "config.json"))
-        let ck = try Checkpoint(component: folder, variant: variant)
+        let (config, ck) = try Component.open(HunyuanDiTConfig.self, folder, variant: variant)
+        try self.init(config: config, checkpoint: ck, compute: compute)
+    }
+
+    /// Binds `checkpoint` to the declaration of `config`: missing, misshapen and left-over tensors are
+    /// `HYError.format` naming the file and tensor.
+    public convenience init(config: HunyuanDiTConfig, checkpoint ck: Checkpoint, compute: ComputePrecision = .fp32) throws {
         let w = try Component.load(ck, context: "this HunyuanDiT configuration", compute: compute) {
             try HunyuanDiTTensors.declare(config, $0)
         }
