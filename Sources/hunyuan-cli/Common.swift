@@ -1,6 +1,7 @@
 import ArgumentParser
 import HunyuanCore
 import HunyuanConvert
+import HunyuanDiffusion
 import HunyuanNN
 
 /// Runs a command body, turning library errors into a message on stderr and a non-zero exit.
@@ -91,4 +92,16 @@ extension DType: ExpressibleByArgument {
     var name: String { safetensorsName.lowercased() }
     public var defaultValueDescription: String { name }
     public static var allValueStrings: [String] { allCases.map(\.name) }
+}
+
+/// A fixture's recorded Gaussian draws (inputs.safetensors), replayed by name.
+struct RecordedNoise: NoiseSource {
+    let file: SafetensorsFile
+    func draw(_ name: String, count: Int) throws -> [Float] {
+        guard let t = file.tensor(name) else { throw HYError.invalidArgument("\(file.path): no recorded draw \(name)") }
+        guard t.count == count else {
+            throw HYError.invalidArgument("\(file.path): \(name) holds \(t.count) values, \(count) needed")
+        }
+        return t.floats()
+    }
 }

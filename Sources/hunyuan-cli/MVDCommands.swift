@@ -113,18 +113,6 @@ struct MVDEvalCommand: ParsableCommand {
 
     struct Meta: Decodable { let steps: Int?; let image_hw: [Int]? }
 
-    /// Replays the recorded draws by name.
-    struct Recorded: NoiseSource {
-        let file: SafetensorsFile
-        func draw(_ name: String, count: Int) throws -> [Float] {
-            guard let t = file.tensor(name) else { throw HYError.invalidArgument("\(file.path): no recorded draw \(name)") }
-            guard t.count == count else {
-                throw HYError.invalidArgument("\(file.path): \(name) holds \(t.count) values, \(count) needed")
-            }
-            return t.floats()
-        }
-    }
-
     func run() throws {
         try runReporting {
             try checkOutput(output, overwrite: overwrite)
@@ -141,7 +129,7 @@ struct MVDEvalCommand: ParsableCommand {
             guard hw.count == 2 else { throw HYError.format("\(metaPath): image_hw must be [height, width]") }
             let mvd = try MultiViewDiffusion(folder: model)
             var items: [SafetensorsWriter.Item] = []
-            let r = try mvd.generate(image: im, steps: n, height: hw[0], width: hw[1], noise: Recorded(file: input),
+            let r = try mvd.generate(image: im, steps: n, height: hw[0], width: hw[1], noise: RecordedNoise(file: input),
                                      pool: ThreadPool(threads: threads), trace: { name, shape, values in
                                          items.append(.init(name: name, shape: shape, floats: Array(values)))
                                      })

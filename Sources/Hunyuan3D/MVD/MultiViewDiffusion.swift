@@ -57,16 +57,10 @@ public final class MultiViewDiffusion: @unchecked Sendable {
 
     /// Opens a released `mvd_lite/` folder. Errors name the missing or broken component.
     public init(folder: String, variant: String? = nil, compute: ComputePrecision = .fp32) throws {
-        guard FileSystem.isDirectory(folder) else { throw HYError.io("\(folder): no such folder") }
+        try PipelineFolder.check(folder, components: Self.components)
         let indexPath = FileSystem.join(folder, "model_index.json")
-        guard FileSystem.exists(indexPath) else {
-            throw HYError.io("\(folder): no model_index.json (not a diffusers pipeline folder)")
-        }
         let index = try JSONValue.decode(ModelIndex.self, contentsOf: indexPath)
-        for c in Self.components where !FileSystem.isDirectory(FileSystem.join(folder, c)) {
-            throw HYError.io("\(folder): component \(c)/ is missing")
-        }
-        func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T { try Self.open(folder, name, open) }
+        func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T { try PipelineFolder.open(folder, name, open) }
         scheduler = try component("scheduler") { try EulerAncestralScheduler(folder: $0) }
         vaeProcessor = try component("feature_extractor_vae") { try CLIPImageProcessor(folder: $0) }
         clipProcessor = try component("feature_extractor_clip") { try CLIPImageProcessor(folder: $0) }
@@ -323,12 +317,5 @@ public final class MultiViewDiffusion: @unchecked Sendable {
         return m
     }
 
-    /// Opens component `name` of `folder`, prefixing errors with its name.
-    private static func open<T>(_ folder: String, _ name: String, _ open: (String) throws -> T) throws -> T {
-        do { return try open(FileSystem.join(folder, name)) } catch let e as HYError {
-            throw HYError(e.kind, "component \(name): \(e.message)")
-        }
-    }
-
-    private func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T { try Self.open(folder, name, open) }
+    private func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T { try PipelineFolder.open(folder, name, open) }
 }

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Hunyuan3D
+import HunyuanCore
+import HunyuanDiffusion
+import HunyuanImage
+import HunyuanNN
+
+/// `t2i-eval`: the text-to-image pipeline on a fixture's recorded draws, writing every intermediate under
+/// the reference's names (bert_input_ids, t5_input_ids, bert_hidden, t5_hidden, rope_cos, rope_sin,
+/// step{i}_dit_out, step{i}_guided, step{i}_latents_out, decoded, image_u8).
+struct T2IEvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "t2i-eval",
+        abstract: "Run the text-to-image pipeline on a fixture's recorded draws and write every intermediate for parity checks.",
+        discussion: """
+            The prompt is given as a user types it: the pipeline appends Hunyuan3D's style suffix and uses its negative \
+            prompt, and tokenizes both itself. --inputs is the fixture's inputs.safetensors (initial_noise, \
+            step{i}_variance_noise). Token ids are written as int64 [2, L] (rows: prompt, negative), the image as u8 [H, W, 3].
+            """)
+
+    @Argument(help: "The pipeline folder (model_index.json, transformer/, …).") var model: String
+    @Option(help: "The prompt, without the style suffix.") var prompt: String
+    @Option(help: "Image height (px).") var height: Int = 1024
+    @Option(help: "Image width (px).") var width: Int = 1024
+    @Option(help: "Denoising steps.") var steps: Int = 25
+    @Option(help: "inputs.safetensors of a fixture (the recorded draws).") var inputs: String
+    @Option(name: .shortAndLong, help: "Output safetensors path.") var output: String
+    @Option(help: "Worker threads (0 = one per processor).") var threads: Int = 0
+    @Flag(help: "Replace an existing output file.") var overwrite = false
+
+    func run() throws {
+        try runReporting {
+            try checkOutput(output, overwrite: overwrite)
+            let input = try SafetensorsFile(path: inputs)
+            let t2i = try TextToImage(folder: model)
+            var o = TextToImage.Options()
+            o.height = height; o.width = width; o.steps = steps
+            var items: [SafetensorsWriter.Item] = []
+            let pos = t2i.tokenize(prompt + TextToImage.styleSuffix), neg = t2i.tokenize(TextToImage.negativePrompt)
+            func ids(_ name: String, _ rows: [[Int32]]) {
+                let v = rows.flatMap { $0 }.map { Int64($0) }
+                items.append(.init(name: name, dtype: .i64, shape: [rows.count, rows[0].count],
+                                   bytes: v.withUnsafeBytes { Array($0) }))
+            }
+            ids("bert_input_ids", [pos.bert.ids, neg.bert.ids])
+            ids("t5_input_ids", [pos.t5.ids, neg.t5.ids])
+            let image = try t2i.generate(prompt: prompt, options: o, noise: RecordedNoise(file: input),
+                                         pool: ThreadPool(threads: threads), trace: { name, shape, values in
+                                             items.append(.init(name: name, shape: shape, floats: Array(values)))
+                                         })
+            items.append(.init(name: "image_u8", dtype: .u8, shape: [image.height, image.width, 3], bytes: image.pixels))
+            try SafetensorsWriter.write(items, metadata: [("producer", "hunyuan-cli t2i-eval")], to: output, overwrite: overwrite)
+            writeStderr("\(items.count) tensors → \(output)\n")
+        }
+    }
+}
+
+/// `text-to-image`: a prompt → an image, as Hunyuan3D-1.0's first stage (HunyuanDiT v1.1 with PAG).
+struct TextToImageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "text-to-image",
+        abstract: "Hunyuan3D-1.0 text → image (HunyuanDiT v1.1 + PAG): the prompt with the official style suffix and negative prompt.",
+        discussion: """
+            WEIGHTS_DIR is the release's weights folder (its hunyuanDiT/ is used) or a HunyuanDiT diffusers folder itself. \
+            The official run is 1024×1024, 25 steps, guidance 5, PAG 1.3: about 1,080 TFLOP, hours on a laptop CPU \
+            (the ETA is printed once the first step is done). --fast is 512×512, 15 steps, PAG off (one branch fewer): \
+            about 1/10 of the work. The image is written as PNG.
+            """)
+
+    @Argument(help: "The weights folder (with hunyuanDiT/) or a HunyuanDiT pipeline folder.") var weights: String
+    @Argument(help: "The prompt (Chinese or English).") var prompt: String
+    @Option(name: .shortAndLong, help: "Output image (.png).") var output: String
+    @Option(help: "Denoising steps (official 25).") var steps: Int?
+    @Option(help: "Seed of the Gaussian draws (our own generator, not torch's).") var seed: UInt64 = 0
+    @Option(help: "Height in px (multiple of 16; official 1024).") var height: Int?
+    @Option(help: "Width in px (multiple of 16; official 1024).") var width: Int?
+    @Option(help: "Classifier-free guidance scale (official 5).") var guidance: Float = 5
+    @Option(name: .customLong("pag-scale"), help: "Perturbed-attention guidance scale (official 1.3; 0 turns PAG off).")
+    var pagScale: Float?
+    @Flag(help: "The fast preset: 512×512, 15 steps, PAG off.") var fast = false
+    @Option(help: "Products: fp32 (the reference numerics) or bf16 (AVX512_BF16).") var compute: String = "fp32"
+    @Option(help: "Worker threads (0 = one per processor).") var threads: Int = 0
+    @Flag(help: "Replace an existing output file.") var overwrite = false
+
+    func run() throws {
+        try runReporting {
+            guard output.lowercased().hasSuffix(".png") else { throw HYError.invalidArgument("-o \(output): the image is written as PNG (.png)") }
+            try checkOutput(output, overwrite: overwrite)
+            let dir = FileSystem.isDirectory(FileSystem.join(weights, "hunyuanDiT")) ? FileSystem.join(weights, "hunyuanDiT") : weights
+            let t2i = try TextToImage(folder: dir, compute: try parseCompute(compute))
+            var o = TextToImage.Options()
+            if fast { o.height = 512; o.width = 512; o.steps = 15; o.pagScale = 0 }
+            if let steps { o.steps = steps }
+            if let height { o.height = height }
+            if let width { o.width = width }
+            if let pagScale { o.pagScale = pagScale }
+            o.guidanceScale = guidance
+            let bar = StepProgress()
+            let image = try t2i.generate(prompt: prompt, options: o, noise: SeededNoise(seed: seed),
+                                         pool: ThreadPool(threads: threads), progress: { bar.update($0) })
+            bar.finish()
+            try PNGEncoder.write(rgba(image), to: output, overwrite: overwrite)
+            writeStderr("\(image.width)×\(image.height) → \(output)\n")
+        }
+    }
+}
+
+/// One progress line on stderr: the stage, the step and an ETA from the steps' pace.
+final class StepProgress {
+    let start = Clock.seconds()
+    var stepStart: Double? = nil
+    func update(_ p: TextToImage.Progress) -> Bool {
+        let now = Clock.seconds()
+        var line = "\(p.stage.name) \(p.completed)/\(p.total)"
+        if p.stage == .denoise {
+            if p.completed == 0 { stepStart = now }
+            if let s = stepStart, p.completed > 0 {
+                let per = (now - s) / Double(p.completed)
+                line += "  \(Double(Int((per * 10).rounded())) / 10) s/step  ETA \(Int((per * Double(p.total - p.completed)).rounded())) s"
+            }
+        }
+        writeStderr("\r\u{1B}[K" + line)
+        return true
+    }
+    func finish() { writeStderr("\r\u{1B}[Ktotal: \(Int((Clock.seconds() - start).rounded())) s\n") }
+}
