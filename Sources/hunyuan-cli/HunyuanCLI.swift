@@ -21,7 +21,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     SVRMRandomCommand.self,
     ReconstructCommand.self,
     ViewsCommand.self, MVDEvalCommand.self, MVDRandomCommand.self, MVDBenchCommand.self,
-    ImageTo3DCommand.self,
+    ImageTo3DCommand.self, T2ITokenizeCommand.self,
     RemoveBackgroundCommand.self, RembgEvalCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,
