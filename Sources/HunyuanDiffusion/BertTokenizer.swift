@@ -20,8 +20,8 @@ import HunyuanNN
 /// Text is a Swift `String`, so it is valid Unicode: a caller holding raw bytes decides what
 /// invalid UTF-8 becomes (`String(decoding:as:)` gives U+FFFD, which this tokenizer drops, as
 /// Python's `errors="replace"` would). Character properties come from the Swift standard library's
-/// Unicode tables (transformers uses Python's unicodedata; the two agree on every character
-/// assigned by Unicode 14). Immutable and `Sendable`: share it across threads.
+/// Unicode tables, with the characters of Unicode versions after 14 treated as unassigned, as
+/// Python 3.11's unicodedata (Unicode 14) sees them. Immutable and `Sendable`: share it across threads.
 public struct BertTokenizer: Sendable {
     /// Token (as UTF-8 bytes, compared exactly, not up to canonical equivalence) → id.
     let vocab: [[UInt8]: Int32]
@@ -205,13 +205,18 @@ public struct BertTokenizer: Sendable {
         }
     }
 
-    /// Category C* (control, format, surrogate, private use, unassigned).
+    /// Category C* (control, format, surrogate, private use, unassigned) in Unicode 14, Python
+    /// 3.11's version: characters the standard library knows from a later version are unassigned there.
     static func isOther(_ s: Unicode.Scalar) -> Bool {
+        if isAfterUnicode14(s) { return true }
         switch s.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse, .unassigned: return true
         default: return false
         }
     }
+
+    /// Assigned by a Unicode version after 14 (unassigned for Python 3.11).
+    static func isAfterUnicode14(_ s: Unicode.Scalar) -> Bool { (s.properties.age?.major ?? 0) > 14 }
 
     static func isPunctuation(_ s: Unicode.Scalar) -> Bool {
         let v = s.value
@@ -231,6 +236,8 @@ public struct BertTokenizer: Sendable {
         for c in s {
             if c.isASCII {
                 out.append(c.properties.isUppercase ? Unicode.Scalar(UInt8(c.value + 32)) : c)
+            } else if isAfterUnicode14(c) {
+                out.append(c)
             } else {
                 out += c.properties.lowercaseMapping.unicodeScalars
             }
