@@ -30,7 +30,7 @@ public final class ONNXModel: @unchecked Sendable {
         self.path = path
         let bytes = try FileSystem.readAll(path)
         try bytes.withUnsafeBytes { raw in
-            var model = Reader(raw, 0, raw.count, path)
+            var model = ProtobufReader(raw, 0, raw.count, "\(path): malformed ONNX protobuf")
             var sawGraph = false
             while let (field, wire) = try model.key() {
                 if field == 7 && wire == 2 {           // ModelProto.graph
@@ -48,7 +48,7 @@ public final class ONNXModel: @unchecked Sendable {
     /// The float initializer `name`.
     public func initializer(_ name: String) -> Tensor? { initializers[name] }
 
-    private func readGraph(_ g: inout Reader) throws {
+    private func readGraph(_ g: inout ProtobufReader) throws {
         while let (field, wire) = try g.key() {
             switch (field, wire) {
             case (1, 2):                                 // GraphProto.node
@@ -66,7 +66,7 @@ public final class ONNXModel: @unchecked Sendable {
         }
     }
 
-    private func readNode(_ r: inout Reader) throws -> Node {
+    private func readNode(_ r: inout ProtobufReader) throws -> Node {
         var n = Node()
         while let (field, wire) = try r.key() {
             switch (field, wire) {
@@ -83,7 +83,7 @@ public final class ONNXModel: @unchecked Sendable {
         return n
     }
 
-    private func readAttribute(_ a: inout Reader, into n: inout Node) throws {
+    private func readAttribute(_ a: inout ProtobufReader, into n: inout Node) throws {
         var name = "", ints: [Int] = [], floats: [Float] = []
         var haveInt = false, haveFloat = false
         while let (field, wire) = try a.key() {
@@ -109,7 +109,7 @@ public final class ONNXModel: @unchecked Sendable {
     }
 
     /// A FLOAT / FLOAT16 TensorProto as an owned f32 tensor; nil for other types (int64 shapes and the like).
-    private func readTensor(_ r: inout Reader) throws -> Tensor? {
+    private func readTensor(_ r: inout ProtobufReader) throws -> Tensor? {
         var dims: [Int] = [], dataType = 0, name = "", raw: (Int, Int)? = nil, floatData: [Float] = []
         var external = false
         while let (field, wire) = try r.key() {
@@ -158,74 +158,5 @@ public final class ONNXModel: @unchecked Sendable {
             throw HYError.format("\(path): FLOAT16 initializer \(name) has no raw_data")
         }
         return Tensor(name: name, shape: dims, floats: values)
-    }
-
-    /// Protobuf wire-format reader over [pos, end) of a buffer; every read is bounds-checked.
-    private struct Reader {
-        let base: UnsafeRawBufferPointer
-        var pos: Int
-        let end: Int
-        let path: String
-        init(_ base: UnsafeRawBufferPointer, _ pos: Int, _ end: Int, _ path: String) {
-            self.base = base; self.pos = pos; self.end = end; self.path = path
-        }
-        var atEnd: Bool { pos >= end }
-
-        func fail(_ what: String) -> HYError { HYError.format("\(path): malformed ONNX protobuf (\(what) at byte \(pos))") }
-
-        mutating func varint() throws -> UInt64 {
-            var v: UInt64 = 0, shift: UInt64 = 0
-            while true {
-                guard pos < end else { throw fail("truncated varint") }
-                let b = base[pos]; pos += 1
-                if shift < 64 { v |= UInt64(b & 0x7F) << shift }
-                if b & 0x80 == 0 { return v }
-                shift += 7
-                guard shift < 70 else { throw fail("varint longer than 10 bytes") }
-            }
-        }
-        mutating func fixed32() throws -> UInt32 {
-            guard end - pos >= 4 else { throw fail("truncated fixed32") }
-            let v = base.loadUnaligned(fromByteOffset: pos, as: UInt32.self); pos += 4
-            return UInt32(littleEndian: v)
-        }
-        /// The next field number and wire type, nil at the end.
-        mutating func key() throws -> (Int, Int)? {
-            if pos >= end { return nil }
-            let k = try varint()
-            let field = Int(truncatingIfNeeded: k >> 3), wire = Int(k & 7)
-            guard field > 0 else { throw fail("field number 0") }
-            return (field, wire)
-        }
-        mutating func bytesRange() throws -> (Int, Int) {
-            let n = try varint()
-            guard n <= UInt64(end - pos) else { throw fail("length \(n) past the end") }
-            let lo = pos
-            pos += Int(n)
-            return (lo, Int(n))
-        }
-        mutating func sub() throws -> Reader {
-            let (lo, n) = try bytesRange()
-            return Reader(base, lo, lo + n, path)
-        }
-        mutating func string() throws -> String {
-            let (lo, n) = try bytesRange()
-            guard let s = String(validating: UnsafeRawBufferPointer(rebasing: base[lo..<(lo + n)]), as: UTF8.self) else {
-                throw fail("a string that is not UTF-8")
-            }
-            return s
-        }
-        mutating func skip(_ wire: Int) throws {
-            switch wire {
-            case 0: _ = try varint()
-            case 1: guard end - pos >= 8 else { throw fail("truncated fixed64") }; pos += 8
-            case 2: _ = try bytesRange()
-            case 5: guard end - pos >= 4 else { throw fail("truncated fixed32") }; pos += 4
-            default: throw fail("wire type \(wire)")
-            }
-        }
-        func withBytes(_ lo: Int, _ n: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
-            body(UnsafeRawBufferPointer(rebasing: base[lo..<(lo + n)]))
-        }
     }
 }

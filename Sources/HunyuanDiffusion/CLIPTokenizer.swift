@@ -20,16 +20,6 @@ public struct CLIPTokenizer: Sendable {
         let model_max_length: Double?
         let bos_token: TokenName?, eos_token: TokenName?, pad_token: TokenName?, unk_token: TokenName?
     }
-    /// A special token given as a string or as `{"content": …}`.
-    private struct TokenName: Decodable {
-        let content: String
-        init(from d: Decoder) throws {
-            if let s = try? d.singleValueContainer().decode(String.self) { content = s; return }
-            enum K: String, CodingKey { case content }
-            content = try d.container(keyedBy: K.self).decode(String.self, forKey: .content)
-        }
-    }
-
     public init(folder dir: String) throws {
         let vpath = FileSystem.join(dir, "vocab.json"), mpath = FileSystem.join(dir, "merges.txt")
         guard FileSystem.exists(vpath), FileSystem.exists(mpath) else { throw HYError.io("\(dir): no vocab.json / merges.txt") }
@@ -180,5 +170,15 @@ public struct CLIPTokenizer: Sendable {
         var ids = [bos] + body + [eos]
         while ids.count < n { ids.append(pad) }
         return ids
+    }
+}
+
+/// A special token of a tokenizer_config.json, given as a string or as `{"content": …}`.
+struct TokenName: Decodable, Sendable {
+    let content: String
+    init(from d: Decoder) throws {
+        if let s = try? d.singleValueContainer().decode(String.self) { content = s; return }
+        enum K: String, CodingKey { case content }
+        content = try d.container(keyedBy: K.self).decode(String.self, forKey: .content)
     }
 }
