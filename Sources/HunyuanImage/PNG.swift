@@ -116,16 +116,26 @@ public enum PNGDecoder {
     }
 }
 
-/// PNG encoder (8-bit RGBA, filter 0 on every row, zlib through the system library).
+/// PNG encoder (8-bit RGB or RGBA, filter 0 on every row, zlib through the system library).
 public enum PNGEncoder {
     public static func encode(_ img: RGBAImage) throws -> [UInt8] {
-        guard img.width > 0, img.height > 0, img.pixels.count == img.width * img.height * 4 else {
-            throw HYError.invalidArgument("image \(img.width)x\(img.height) with \(img.pixels.count) bytes")
+        try encode(width: img.width, height: img.height, channels: 4, pixels: img.pixels)
+    }
+
+    /// An RGB (3 channels) or RGBA (4) image.
+    public static func encode(_ img: ByteImage) throws -> [UInt8] {
+        try encode(width: img.width, height: img.height, channels: img.channels, pixels: img.pixels)
+    }
+
+    static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> [UInt8] {
+        guard width > 0, height > 0, channels == 3 || channels == 4, pixels.count == width * height * channels else {
+            throw HYError.invalidArgument("image \(width)x\(height)x\(channels) with \(pixels.count) bytes")
         }
-        var raw = [UInt8](); raw.reserveCapacity((img.width * 4 + 1) * img.height)
-        for y in 0..<img.height {
+        let row = width * channels
+        var raw = [UInt8](); raw.reserveCapacity((row + 1) * height)
+        for y in 0..<height {
             raw.append(0)
-            raw += img.pixels[(y * img.width * 4)..<((y + 1) * img.width * 4)]
+            raw += pixels[(y * row)..<((y + 1) * row)]
         }
         var destLen = compressBound(uLong(raw.count))
         var z = [UInt8](repeating: 0, count: Int(destLen))
@@ -140,7 +150,7 @@ public enum PNGEncoder {
             out += td
             out += be32(td.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) })
         }
-        chunk("IHDR", be32(UInt32(img.width)) + be32(UInt32(img.height)) + [8, 6, 0, 0, 0])
+        chunk("IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [8, channels == 4 ? 6 : 2, 0, 0, 0])
         chunk("IDAT", z)
         chunk("IEND", [])
         return out
@@ -148,6 +158,11 @@ public enum PNGEncoder {
 
     /// Writes `img` as PNG to `path` atomically (existing file replaced only with `overwrite`).
     public static func write(_ img: RGBAImage, to path: String, overwrite: Bool) throws {
+        try FileSystem.writeAtomically(path, bytes: try encode(img), overwrite: overwrite)
+    }
+
+    /// Writes an RGB or RGBA `img` as PNG to `path`, as `write(_:to:overwrite:)` for RGBAImage.
+    public static func write(_ img: ByteImage, to path: String, overwrite: Bool) throws {
         try FileSystem.writeAtomically(path, bytes: try encode(img), overwrite: overwrite)
     }
 }

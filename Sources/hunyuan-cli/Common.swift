@@ -105,3 +105,14 @@ struct RecordedNoise: NoiseSource {
         return t.floats()
     }
 }
+
+/// Fails when a command-line argument is not valid UTF-8 (Swift's `CommandLine.arguments` would
+/// replace the bad bytes with U+FFFD and the command would run on a text the user did not type).
+func requireUTF8Arguments() throws {
+    for i in 0..<Int(CommandLine.argc) {
+        guard let p = CommandLine.unsafeArgv[i] else { continue }
+        if String(validatingCString: p) == nil {
+            throw HYError.invalidArgument("argument \(i) is not valid UTF-8")
+        }
+    }
+}

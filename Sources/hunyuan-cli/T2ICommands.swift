@@ -30,6 +30,7 @@ struct T2IEvalCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
+            try requireUTF8Arguments()
             try checkOutput(output, overwrite: overwrite)
             let input = try SafetensorsFile(path: inputs)
             let t2i = try TextToImage(folder: model)
@@ -84,6 +85,7 @@ struct TextToImageCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
+            try requireUTF8Arguments()
             guard output.lowercased().hasSuffix(".png") else { throw HYError.invalidArgument("-o \(output): the image is written as PNG (.png)") }
             try checkOutput(output, overwrite: overwrite)
             let dir = FileSystem.isDirectory(FileSystem.join(weights, "hunyuanDiT")) ? FileSystem.join(weights, "hunyuanDiT") : weights
@@ -99,7 +101,7 @@ struct TextToImageCommand: ParsableCommand {
             let image = try t2i.generate(prompt: prompt, options: o, noise: SeededNoise(seed: seed),
                                          pool: ThreadPool(threads: threads), progress: { bar.update($0) })
             bar.finish()
-            try PNGEncoder.write(rgba(image), to: output, overwrite: overwrite)
+            try PNGEncoder.write(image, to: output, overwrite: overwrite)
             writeStderr("\(image.width)×\(image.height) → \(output)\n")
         }
     }

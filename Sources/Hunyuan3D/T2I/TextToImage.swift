@@ -95,8 +95,8 @@ public final class TextToImage: @unchecked Sendable {
         }
     }
 
-    /// Opens a `hunyuanDiT/` pipeline folder: tokenizers, scheduler and configs are read now (errors
-    /// name the component), networks when a run needs them.
+    /// Opens a `hunyuanDiT/` pipeline folder: tokenizers, scheduler, configs and the weights files'
+    /// headers are read now (errors name the component), the networks when a run needs them.
     public init(folder: String, variant: String? = nil, compute: ComputePrecision = .fp32) throws {
         try PipelineFolder.check(folder, components: Self.components)
         func component<T>(_ name: String, _ open: (String) throws -> T) throws -> T { try PipelineFolder.open(folder, name, open) }
@@ -112,6 +112,10 @@ public final class TextToImage: @unchecked Sendable {
             let c = try Component.config(AutoencoderKLConfig.self, dir)
             try c.validate(context: FileSystem.join(dir, "config.json"))
             return c
+        }
+        // The weights' headers now, so a broken file is named before a run spends minutes on the encoders.
+        for c in ["text_encoder", "text_encoder_2", "transformer", "vae"] {
+            _ = try component(c) { try Checkpoint(component: $0, variant: variant) }
         }
         guard vaeConfig.latentChannels == ditConfig.inChannels else {
             throw HYError.format("\(folder): the VAE's \(vaeConfig.latentChannels) latent channels differ from the transformer's \(ditConfig.inChannels) inputs")
