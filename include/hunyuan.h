@@ -833,15 +833,16 @@ HY_API hy_status hy_views_grid(const hy_views *views, hy_recon_image *out);
 
 HY_API void hy_views_free(hy_views *views);
 
-/* ==== Image to 3D ============================================================================== */
+/* ==== Text / image to 3D ======================================================================= */
 
-/* Hunyuan3D-1.0 image → mesh (lite) over a weights folder laid out like the release: mvd_lite/,
+/* Hunyuan3D-1.0 text / image → mesh (lite) over a weights folder laid out like the release: mvd_lite/,
  * svrm/svrm.safetensors (config.json optional) and u2net.onnx (or u2netp.onnx, or
- * u2net/model.safetensors; else rembg's $U2NET_HOME/u2net.onnx or ~/.u2net/u2net.onnx). The stages
- * run as the official main.py: background removal (rembg's U²-Net, white-out, recentred 512x512
- * RGBA), the six views, the reconstruction (views 0..5 then the condition image). Each stage's
- * weights are loaded when it starts and released when it ends unless keep_loaded. One thread at a
- * time per handle. */
+ * u2net/model.safetensors; else rembg's $U2NET_HOME/u2net.onnx or ~/.u2net/u2net.onnx) for image to
+ * mesh, and hunyuanDiT/ (HunyuanDiT v1.1, diffusers layout) for text. The stages run as the official
+ * main.py: text to image (HunyuanDiT with PAG, the prompt + the official style suffix, the official
+ * negative prompt), background removal (rembg's U²-Net, white-out, recentred 512x512 RGBA), the six
+ * views, the reconstruction (views 0..5 then the condition image). Each stage's weights are loaded
+ * when it starts and released when it ends unless keep_loaded. One thread at a time per handle. */
 typedef struct hy_gen3d hy_gen3d;
 
 typedef struct hy_gen3d_params {
@@ -853,8 +854,9 @@ typedef struct hy_gen3d_params {
 
 HY_API hy_gen3d_params hy_gen3d_default_params(void);
 
-/* Opens a weights folder; every stage must be present. Errors: HY_ERR_INVALID_ARGUMENT (NULL, bad
- * UTF-8, bad struct_size, n_threads < 0), HY_ERR_IO (the message names each missing stage). */
+/* Opens a weights folder: every image stage must be present, unless the folder has hunyuanDiT/ (then
+ * a run that needs a missing stage fails with HY_ERR_IO naming it). Errors: HY_ERR_INVALID_ARGUMENT
+ * (NULL, bad UTF-8, bad struct_size, n_threads < 0), HY_ERR_IO (the message names each missing stage). */
 HY_API hy_status hy_gen3d_load(const char *path, const hy_gen3d_params *params, hy_gen3d **out);
 
 HY_API void hy_gen3d_free(hy_gen3d *gen);
@@ -863,7 +865,8 @@ typedef enum hy_gen3d_stage {
     HY_GEN3D_REMOVE_BACKGROUND = 0,
     HY_GEN3D_VIEWS = 1,
     HY_GEN3D_RECONSTRUCT = 2,
-    HY_GEN3D_DONE = 3
+    HY_GEN3D_DONE = 3,
+    HY_GEN3D_TEXT_TO_IMAGE = 4       /* first in a text run */
 } hy_gen3d_stage;
 
 /* A progress report: the stage, the fraction of it done, the fraction of the whole run and the
@@ -889,6 +892,12 @@ typedef struct hy_gen3d_run_params {
     int32_t compute;                  /* hy_compute of the diffusion; HY_COMPUTE_FP32 */
     int32_t grid_width;               /* views grid, 640 x 960 as the official pipeline */
     int32_t grid_height;
+    /* Text to image (text runs only; an older, shorter struct gets these defaults): */
+    int32_t text_steps;               /* DiT denoising steps, 1..1000; 25 */
+    int32_t image_width;              /* the generated picture, multiples of 16, 16..4096; 1024 x 1024 */
+    int32_t image_height;
+    float guidance_scale;             /* classifier-free guidance; 5 (<= 1 runs no negative branch) */
+    float pag_scale;                  /* perturbed-attention guidance; 1.3 (0 turns PAG off) */
 } hy_gen3d_run_params;
 
 HY_API hy_gen3d_run_params hy_gen3d_run_default_params(void);
@@ -906,6 +915,21 @@ HY_API hy_status hy_gen3d_image_to_mesh(hy_gen3d *gen, const hy_recon_image *ima
  * caller (release them with hy_recon_image_free). Errors as hy_gen3d_image_to_mesh. */
 HY_API hy_status hy_gen3d_remove_background(hy_gen3d *gen, const hy_recon_image *image, bool keep_alpha,
                                             hy_abort_callback abort, void *abort_user, hy_recon_image *out);
+
+/* prompt (UTF-8, any length; Chinese or English) → *out, the image_width x image_height RGB picture
+ * (pixels owned by the caller, release with hy_recon_image_free), with params' text_steps, seed,
+ * guidance_scale, pag_scale and compute. Progress reports HY_GEN3D_TEXT_TO_IMAGE. Errors:
+ * HY_ERR_INVALID_ARGUMENT (NULL, bad UTF-8, bad params), HY_ERR_IO (no hunyuanDiT/), HY_ERR_FORMAT
+ * (broken weights or tokenizer files, named), HY_ERR_ABORTED. *out is zeroed on error. */
+HY_API hy_status hy_gen3d_text_to_image(hy_gen3d *gen, const char *prompt, const hy_gen3d_run_params *params,
+                                        hy_gen3d_progress_callback progress, void *progress_user,
+                                        hy_abort_callback abort, void *abort_user, hy_recon_image *out);
+
+/* prompt → picture → mesh (hy_gen3d_text_to_image, then hy_gen3d_image_to_mesh on the picture, as
+ * main.py). Errors as both; *out is NULL on error. */
+HY_API hy_status hy_gen3d_text_to_mesh(hy_gen3d *gen, const char *prompt, const hy_gen3d_run_params *params,
+                                       hy_gen3d_progress_callback progress, void *progress_user,
+                                       hy_abort_callback abort, void *abort_user, hy_mesh **out);
 
 #ifdef __cplusplus
 }

@@ -37,7 +37,56 @@ public func hy_gen3d_run_default_params_impl() -> hy_gen3d_run_params {
     return hy_gen3d_run_params(struct_size: UInt32(MemoryLayout<hy_gen3d_run_params>.size), steps: Int32(o.steps),
                                seed: o.seed, resolution: Int32(o.mesh.resolution), target_faces: Int32(o.mesh.targetFaces),
                                keep_alpha: o.keepAlpha, compute: Int32(HY_COMPUTE_FP32.rawValue),
-                               grid_width: Int32(o.gridWidth), grid_height: Int32(o.gridHeight))
+                               grid_width: Int32(o.gridWidth), grid_height: Int32(o.gridHeight),
+                               text_steps: Int32(o.text.steps), image_width: Int32(o.text.width),
+                               image_height: Int32(o.text.height), guidance_scale: o.text.guidanceScale,
+                               pag_scale: o.text.pagScale)
+}
+
+/// The options of `params` (NULL: the defaults; an older, shorter struct: defaults for the rest),
+/// every field checked and named.
+private func runOptions(_ params: UnsafePointer<hy_gen3d_run_params>?) throws -> ImageTo3D.Options {
+    let p = try readParams(params, defaults: hy_gen3d_run_default_params_impl(), minimum: 8, "hy_gen3d_run_params")
+    guard p.steps >= 1, p.steps <= 1000 else { throw HYError.invalidArgument("hy_gen3d_run_params.steps is \(p.steps) (1...1000)") }
+    guard p.text_steps >= 1, p.text_steps <= 1000 else {
+        throw HYError.invalidArgument("hy_gen3d_run_params.text_steps is \(p.text_steps) (1...1000)")
+    }
+    guard p.image_width >= 16, p.image_width <= 4096, p.image_height >= 16, p.image_height <= 4096,
+          p.image_width % 16 == 0, p.image_height % 16 == 0 else {
+        throw HYError.invalidArgument("hy_gen3d_run_params.image_width × image_height is \(p.image_width) × \(p.image_height) (multiples of 16, 16...4096)")
+    }
+    guard p.guidance_scale.isFinite, p.pag_scale.isFinite, p.pag_scale >= 0 else {
+        throw HYError.invalidArgument("hy_gen3d_run_params.guidance_scale \(p.guidance_scale) / pag_scale \(p.pag_scale) (finite, PAG ≥ 0)")
+    }
+    var o = ImageTo3D.Options()
+    o.steps = Int(p.steps); o.seed = p.seed; o.keepAlpha = p.keep_alpha
+    o.gridWidth = Int(p.grid_width); o.gridHeight = Int(p.grid_height)
+    switch p.compute {
+    case Int32(HY_COMPUTE_FP32.rawValue): o.compute = .fp32
+    case Int32(HY_COMPUTE_BF16.rawValue): o.compute = .bf16
+    default: throw HYError.invalidArgument("hy_gen3d_run_params.compute is \(p.compute) (HY_COMPUTE_FP32 or HY_COMPUTE_BF16)")
+    }
+    o.mesh.resolution = Int(p.resolution); o.mesh.targetFaces = Int(p.target_faces)
+    do { try o.mesh.validate() } catch let e as HYError { throw HYError(e.kind, "hy_gen3d_run_params: \(e.message)") }
+    o.text.steps = Int(p.text_steps); o.text.width = Int(p.image_width); o.text.height = Int(p.image_height)
+    o.text.guidanceScale = p.guidance_scale; o.text.pagScale = p.pag_scale
+    return o
+}
+
+/// The C progress callback as the generator's: the stage, its fraction, the run's and the ETA of the
+/// stage from its pace (the time since it started over the fraction done).
+private func progressAdapter(_ progress: hy_gen3d_progress_callback?, _ user: UnsafeMutableRawPointer?)
+    -> ((ImageTo3D.Progress) -> Bool)? {
+    guard let cb = progress else { return nil }
+    var stage: ImageTo3D.Stage? = nil, stageStart = Clock.seconds()
+    return { pr in
+        let now = Clock.seconds()
+        if pr.stage != stage { stage = pr.stage; stageStart = now }
+        let f = min(max(pr.fraction, 0), 1)
+        let eta: Float = f > 0.01 && f < 1 ? Float((now - stageStart) / Double(f) * Double(1 - f)) : (f >= 1 ? 0 : -1)
+        var info = hy_gen3d_progress(stage: stageCode(pr.stage), stage_fraction: f, overall: pr.overall, eta_seconds: eta)
+        return cb(&info, user)
+    }
 }
 
 private func gen3dArg(_ g: OpaquePointer?) throws -> ImageTo3D {
@@ -51,6 +100,7 @@ private func stageCode(_ s: ImageTo3D.Stage) -> Int32 {
     case .views: return Int32(HY_GEN3D_VIEWS.rawValue)
     case .reconstruct: return Int32(HY_GEN3D_RECONSTRUCT.rawValue)
     case .done: return Int32(HY_GEN3D_DONE.rawValue)
+    case .textToImage: return Int32(HY_GEN3D_TEXT_TO_IMAGE.rawValue)
     }
 }
 
@@ -66,29 +116,9 @@ public func hy_gen3d_image_to_mesh_impl(_ g: OpaquePointer?, _ image: UnsafePoin
         out.pointee = nil
         guard let image else { throw HYError.invalidArgument("image is NULL") }
         let im = try byteImageArg(image.pointee, "image")
-        let p = try readParams(params, defaults: hy_gen3d_run_default_params_impl(), minimum: 8, "hy_gen3d_run_params")
-        guard p.steps >= 1, p.steps <= 1000 else { throw HYError.invalidArgument("hy_gen3d_run_params.steps is \(p.steps) (1...1000)") }
-        var o = ImageTo3D.Options()
-        o.steps = Int(p.steps); o.seed = p.seed; o.keepAlpha = p.keep_alpha
-        o.gridWidth = Int(p.grid_width); o.gridHeight = Int(p.grid_height)
-        switch p.compute {
-        case Int32(HY_COMPUTE_FP32.rawValue): o.compute = .fp32
-        case Int32(HY_COMPUTE_BF16.rawValue): o.compute = .bf16
-        default: throw HYError.invalidArgument("hy_gen3d_run_params.compute is \(p.compute) (HY_COMPUTE_FP32 or HY_COMPUTE_BF16)")
-        }
-        o.mesh.resolution = Int(p.resolution); o.mesh.targetFaces = Int(p.target_faces)
-        do { try o.mesh.validate() } catch let e as HYError { throw HYError(e.kind, "hy_gen3d_run_params: \(e.message)") }
-        // The ETA of a stage from its pace: the time since it started over the fraction done.
-        var stage: ImageTo3D.Stage? = nil, stageStart = Clock.seconds()
-        let report: ((ImageTo3D.Progress) -> Bool)? = progress.map { cb in { pr in
-            let now = Clock.seconds()
-            if pr.stage != stage { stage = pr.stage; stageStart = now }
-            let f = min(max(pr.fraction, 0), 1)
-            let eta: Float = f > 0.01 && f < 1 ? Float((now - stageStart) / Double(f) * Double(1 - f)) : (f >= 1 ? 0 : -1)
-            var info = hy_gen3d_progress(stage: stageCode(pr.stage), stage_fraction: f, overall: pr.overall, eta_seconds: eta)
-            return cb(&info, progressUser)
-        } }
-        let r = try gen.run(image: im, options: o, progress: report, abort: abort.map { cb in { cb(abortUser) } })
+        let o = try runOptions(params)
+        let r = try gen.run(image: im, options: o, progress: progressAdapter(progress, progressUser),
+                            abort: abort.map { cb in { cb(abortUser) } })
         out.pointee = retainHandle(MeshHandle(r.mesh))
     }
 }
@@ -106,5 +136,42 @@ public func hy_gen3d_remove_background_impl(_ g: OpaquePointer?, _ image: Unsafe
         let r = try gen.removeBackground(im, keepAlpha: keepAlpha, abort: abort.map { cb in { cb(abortUser) } })
         if !gen.keepLoaded { gen.release() }
         out.pointee = try ownedImage(r.final)
+    }
+}
+
+@_cdecl("hy_gen3d_text_to_image")
+public func hy_gen3d_text_to_image_impl(_ g: OpaquePointer?, _ prompt: UnsafePointer<CChar>?,
+                                        _ params: UnsafePointer<hy_gen3d_run_params>?,
+                                        _ progress: hy_gen3d_progress_callback?, _ progressUser: UnsafeMutableRawPointer?,
+                                        _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
+                                        _ out: UnsafeMutablePointer<hy_recon_image>?) -> hy_status {
+    guarded {
+        let gen = try gen3dArg(g)
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = hy_recon_image()
+        let text = try utf8Arg(prompt, "prompt")
+        let o = try runOptions(params)
+        let im = try gen.textToImage(prompt: text, options: o, progress: progressAdapter(progress, progressUser),
+                                     abort: abort.map { cb in { cb(abortUser) } })
+        if !gen.keepLoaded { gen.release() }
+        out.pointee = try ownedImage(im)
+    }
+}
+
+@_cdecl("hy_gen3d_text_to_mesh")
+public func hy_gen3d_text_to_mesh_impl(_ g: OpaquePointer?, _ prompt: UnsafePointer<CChar>?,
+                                       _ params: UnsafePointer<hy_gen3d_run_params>?,
+                                       _ progress: hy_gen3d_progress_callback?, _ progressUser: UnsafeMutableRawPointer?,
+                                       _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
+                                       _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
+    guarded {
+        let gen = try gen3dArg(g)
+        guard let out else { throw HYError.invalidArgument("out is NULL") }
+        out.pointee = nil
+        let text = try utf8Arg(prompt, "prompt")
+        let o = try runOptions(params)
+        let r = try gen.run(prompt: text, options: o, progress: progressAdapter(progress, progressUser),
+                            abort: abort.map { cb in { cb(abortUser) } })
+        out.pointee = retainHandle(MeshHandle(r.result.mesh))
     }
 }

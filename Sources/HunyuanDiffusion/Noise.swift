@@ -42,3 +42,12 @@ public struct SeededNoise: NoiseSource, Sendable {
         return out
     }
 }
+
+/// Another source's draws under prefixed names (`prefix + name`), so two pipelines of one run seeded
+/// alike draw independent streams.
+public struct NamespacedNoise<Base: NoiseSource>: NoiseSource {
+    public let prefix: String
+    public let base: Base
+    public init(prefix: String, base: Base) { self.prefix = prefix; self.base = base }
+    public func draw(_ name: String, count: Int) throws -> [Float] { try base.draw(prefix + name, count: count) }
+}

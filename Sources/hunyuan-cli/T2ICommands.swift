@@ -2,6 +2,7 @@ import ArgumentParser
 import Hunyuan3D
 import HunyuanCore
 import HunyuanDiffusion
+import HunyuanGeometry
 import HunyuanImage
 import HunyuanNN
 
@@ -125,4 +126,66 @@ final class StepProgress {
         return true
     }
     func finish() { writeStderr("\r\u{1B}[Ktotal: \(Int((Clock.seconds() - start).rounded())) s\n") }
+}
+
+/// `text-to-3d`: a prompt → a picture → a coloured mesh, as Hunyuan3D-1.0's main.py with a text prompt.
+struct TextTo3DCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "text-to-3d",
+        abstract: "Hunyuan3D-1.0 text → mesh (lite): text to image (HunyuanDiT + PAG), background removal, 6 views, reconstruction.",
+        discussion: """
+            WEIGHTS_DIR is laid out like the release: hunyuanDiT/, mvd_lite/, svrm/svrm.safetensors and u2net.onnx (else \
+            rembg's location). The mesh format follows -o's extension (.glb, .obj, .ply, .stl, .off); --image also \
+            writes the generated picture (PNG). Each stage is loaded when it starts and released after it. The \
+            official settings are hours on a laptop CPU; --fast uses the text stage's fast preset (512², 15 steps, \
+            PAG off) and 25 view steps.
+            """)
+
+    @Argument(help: "The weights folder.") var weights: String
+    @Argument(help: "The prompt (Chinese or English).") var prompt: String
+    @Option(name: .shortAndLong, help: "Output mesh file.") var output: String
+    @Option(help: "Also write the generated picture here (PNG).") var image: String?
+    @Option(help: "Also write a 512² PNG preview (four views) of the mesh.") var preview: String?
+    @Option(help: "Seed of every Gaussian draw.") var seed: UInt64 = 0
+    @Option(name: .customLong("text-steps"), help: "Text-to-image steps (official 25).") var textSteps: Int?
+    @Option(name: .customLong("image-size"), help: "Side of the generated picture (multiple of 16; official 1024).")
+    var imageSize: Int?
+    @Option(help: "Classifier-free guidance of the text stage (official 5).") var guidance: Float = 5
+    @Option(name: .customLong("pag-scale"), help: "PAG scale of the text stage (official 1.3; 0 = off).") var pagScale: Float?
+    @Option(help: "Denoising steps of the views (official 50).") var steps: Int?
+    @Option(help: "Decimate to this many faces (0 = keep all).") var faces: Int = 90_000
+    @Option(help: "Marching-cubes resolution (official 384).") var resolution: Int = 384
+    @Option(name: .customLong("grid-height"), help: "Height of the views grid (official 960).") var gridHeight: Int = 960
+    @Option(name: .customLong("grid-width"), help: "Width of the views grid (official 640).") var gridWidth: Int = 640
+    @Flag(help: "Fast preset: 512² picture, 15 text steps, PAG off, 25 view steps.") var fast = false
+    @Option(help: "Products of the diffusions: fp32 or bf16.") var compute: String = "fp32"
+    @Option(help: "Worker threads (0 = one per processor).") var threads: Int = 0
+    @Flag(help: "Replace existing output files.") var overwrite = false
+
+    func run() throws {
+        try runReporting {
+            try requireUTF8Arguments()
+            let outputs = [output] + (image.map { [$0] } ?? []) + (preview.map { [$0] } ?? [])
+            for p in outputs { try checkOutput(p, overwrite: overwrite) }
+            var o = ImageTo3D.Options()
+            o.seed = seed
+            o.compute = try parseCompute(compute)
+            o.mesh.targetFaces = faces; o.mesh.resolution = resolution
+            o.gridHeight = gridHeight; o.gridWidth = gridWidth
+            if fast { o.text.width = 512; o.text.height = 512; o.text.steps = 15; o.text.pagScale = 0; o.steps = 25 }
+            if let textSteps { o.text.steps = textSteps }
+            if let imageSize { o.text.width = imageSize; o.text.height = imageSize }
+            if let pagScale { o.text.pagScale = pagScale }
+            if let steps { o.steps = steps }
+            o.text.guidanceScale = guidance
+            let gen = try ImageTo3D(folder: weights, threads: threads)
+            let bar = RunProgress()
+            let (picture, r) = try gen.run(prompt: prompt, options: o, progress: { bar.update($0) })
+            bar.finish()
+            try r.mesh.save(output, overwrite: overwrite)
+            if let image { try PNGEncoder.write(picture, to: image, overwrite: overwrite) }
+            if let preview { try PNGEncoder.write(try Raster.preview(r.mesh), to: preview, overwrite: overwrite) }
+            writeStderr("\(r.mesh.vertexCount) vertices, \(r.mesh.faceCount) faces → \(output)\n")
+        }
+    }
 }

@@ -177,3 +177,36 @@ def test_generate_from_image_imports_the_library_mesh(tmp_path):
     with pytest.raises(RuntimeError, match="mvd_lite"):
         bpy.ops.hunyuan.generate_from_image(blocking=True, grid_width=160, grid_height=240)
     assert not s.running
+
+
+def test_generate_from_prompt_imports_the_library_mesh(tmp_path):
+    import os
+
+    shared = Path(os.environ.get("HUNYUAN_SHARED", ROOT.parent / "shared"))
+    parts = {"mvd_lite": shared / "fixtures/mvd/mvd-lite-tiny", "svrm": shared / "fixtures/svrm/svrm-tiny",
+             "u2net.onnx": shared / "fixtures/rembg/u2netp-tiny/u2netp.onnx",
+             "hunyuanDiT": shared / "fixtures/t2i/hunyuandit-tiny"}
+    if not all(p.exists() for p in parts.values()):
+        pytest.skip("tiny fixtures missing")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name, target in parts.items():
+        (weights / name).symlink_to(target)
+    s = bpy.context.scene.hunyuan
+    s.weights_dir, s.prompt, s.text_steps, s.image_size = str(weights), "一只红色的球 a red ball", 2, 48
+    s.steps, s.seed, s.resolution, s.faces = 2, 1, 40, 0
+    before = set(bpy.data.objects.keys())
+    assert bpy.ops.hunyuan.generate_from_prompt(blocking=True, grid_width=160, grid_height=240) == {"FINISHED"}
+    new = [bpy.data.objects[k] for k in set(bpy.data.objects.keys()) - before]
+    assert len(new) == 1
+    with hunyuan.Generator(weights) as g:
+        expected = g.text_to_3d("一只红色的球 a red ball", seed=1, text_steps=2, width=48, height=48, steps=2,
+                                resolution=40, faces=0, grid_width=160, grid_height=240)
+    assert len(new[0].data.vertices) == len(expected.vertices)
+    assert len(new[0].data.polygons) == len(expected.faces)
+    assert new[0].data.color_attributes.get("Col") is not None
+    # A folder without hunyuanDiT/ is a report naming it.
+    (weights / "hunyuanDiT").unlink()
+    with pytest.raises(RuntimeError, match="hunyuanDiT"):
+        bpy.ops.hunyuan.generate_from_prompt(blocking=True, grid_width=160, grid_height=240)
+    assert not s.running

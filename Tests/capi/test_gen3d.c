@@ -3,7 +3,10 @@
  * (a missing stage is named), background removal alone (512x512 RGBA), image → mesh (the same mesh twice
  * for the same seed, progress through every stage in order), cancel at every stage through abort and
  * through progress (HY_ERR_ABORTED, no mesh, the generator still works), and the argument errors. The
- * stages' numerics are checked against their fixtures elsewhere; Tests/cli/test_image_to_3d_cli.py
+ * stages' numerics are checked against their fixtures elsewhere. Text: a folder with hunyuanDiT/ (the
+ * t2i fixture) turns a prompt into a picture and a mesh (text stage first in the progress, the same
+ * picture for the same seed, cancel inside the text stage, argument errors), a folder without it says
+ * so, and a folder with only hunyuanDiT/ opens for text and names the missing image stages; Tests/cli/test_image_to_3d_cli.py
  * checks that the run equals the stages in sequence.
  * Compiled with -std=c99 -Wall -Wextra -Werror -pedantic; loads the library with dlopen.
  * usage: test_gen3d LIBRARY [SHARED_DIR] [SCRATCH_DIR] */
@@ -33,6 +36,25 @@ static bool on_progress(const hy_gen3d_progress *p, void *user) {
     return p->stage != s->refuse_at;
 }
 
+typedef struct {
+    int first_stage, last_stage, ordered, text_calls, cancel_in_text;
+    float overall;
+} text_state;
+
+static bool on_text_progress(const hy_gen3d_progress *p, void *user) {
+    text_state *s = (text_state *)user;
+    if (s->last_stage == -1) s->first_stage = p->stage;
+    /* text (4) first, then 0..3 */
+    int rank = p->stage == HY_GEN3D_TEXT_TO_IMAGE ? -1 : p->stage;
+    int last = s->last_stage == HY_GEN3D_TEXT_TO_IMAGE ? -1 : s->last_stage;
+    if (s->last_stage != -1 && rank < last) s->ordered = 0;
+    if (p->overall + 1e-6f < s->overall || p->overall > 1) s->ordered = 0;
+    s->overall = p->overall;
+    s->last_stage = p->stage;
+    if (p->stage == HY_GEN3D_TEXT_TO_IMAGE) s->text_calls++;
+    return !(s->cancel_in_text && p->stage == HY_GEN3D_TEXT_TO_IMAGE && s->text_calls > 2);
+}
+
 static bool abort_at_stage(void *user) {
     run_state *s = (run_state *)user;
     return s->abort_at >= 0 && s->last_stage >= s->abort_at;
@@ -58,6 +80,8 @@ int main(int argc, char **argv) {
     LOAD(hy_gen3d_run_default_params);
     LOAD(hy_gen3d_image_to_mesh);
     LOAD(hy_gen3d_remove_background);
+    LOAD(hy_gen3d_text_to_image);
+    LOAD(hy_gen3d_text_to_mesh);
     LOAD(hy_recon_image_free);
     LOAD(hy_mesh_vertex_count);
     LOAD(hy_mesh_face_count);
@@ -209,6 +233,101 @@ int main(int argc, char **argv) {
     br.struct_size = 4;
     EXPECT_STATUS(p_hy_gen3d_image_to_mesh(g, &image, &br, NULL, NULL, NULL, NULL, &mesh2), HY_ERR_INVALID_ARGUMENT);
     CHECK(mesh2 == NULL, "mesh set on failure");
+
+    /* Text without hunyuanDiT/: a clear error. */
+    hy_gen3d_run_params tp = rp;
+    tp.text_steps = 2;
+    tp.image_width = 48;
+    tp.image_height = 64;
+    hy_recon_image pic, pic2;
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &tp, NULL, NULL, NULL, NULL, &pic), HY_ERR_IO);
+    CHECK(strstr(p_hy_last_error(), "hunyuanDiT") != NULL, "names hunyuanDiT/: %s", p_hy_last_error());
+    CHECK(pic.pixels == NULL, "picture zeroed on failure");
+    p_hy_gen3d_free(g);
+    g = NULL;
+
+    /* With hunyuanDiT/ (the t2i fixture). */
+    char t2i[1024], abs_t2i[4096];
+    snprintf(t2i, sizeof t2i, "%s/fixtures/t2i/hunyuandit-tiny", shared);
+    CHECK(realpath(t2i, abs_t2i) != NULL, "t2i fixture at %s", t2i);
+    snprintf(link, sizeof link, "%s/hunyuanDiT", root);
+    unlink(link);
+    CHECK(symlink(abs_t2i, link) == 0, "symlink hunyuanDiT");
+    EXPECT_STATUS(p_hy_gen3d_load(root, &params, &g), HY_OK);
+    reset(&rs, -1, -1);
+    int text_calls = 0;
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "一只戴着红色围巾的可爱小猫", &tp, NULL, NULL, NULL, NULL, &pic), HY_OK);
+    CHECK(pic.pixels != NULL && pic.width == 48 && pic.height == 64 && pic.channels == 3, "picture %dx%dx%d", pic.width,
+          pic.height, pic.channels);
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "一只戴着红色围巾的可爱小猫", &tp, NULL, NULL, NULL, NULL, &pic2), HY_OK);
+    CHECK(pic2.pixels != NULL && memcmp(pic.pixels, pic2.pixels, 48 * 64 * 3) == 0, "same seed, same picture");
+    p_hy_recon_image_free(&pic2);
+    hy_gen3d_run_params other = tp;
+    other.seed = tp.seed + 1;
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "一只戴着红色围巾的可爱小猫", &other, NULL, NULL, NULL, NULL, &pic2), HY_OK);
+    CHECK(pic2.pixels != NULL && memcmp(pic.pixels, pic2.pixels, 48 * 64 * 3) != 0, "another seed, another picture");
+    p_hy_recon_image_free(&pic2);
+    p_hy_recon_image_free(&pic);
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "", &tp, NULL, NULL, NULL, NULL, &pic), HY_OK);  /* empty prompt: a picture */
+    p_hy_recon_image_free(&pic);
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, NULL, &tp, NULL, NULL, NULL, NULL, &pic), HY_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "bad \xff utf8", &tp, NULL, NULL, NULL, NULL, &pic), HY_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &tp, NULL, NULL, NULL, NULL, NULL), HY_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(NULL, "a cat", &tp, NULL, NULL, NULL, NULL, &pic), HY_ERR_INVALID_ARGUMENT);
+    hy_gen3d_run_params bt = tp;
+    bt.image_width = 40;
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &bt, NULL, NULL, NULL, NULL, &pic), HY_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(p_hy_last_error(), "image_width") != NULL, "names image_width: %s", p_hy_last_error());
+    bt = tp;
+    bt.text_steps = 0;
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &bt, NULL, NULL, NULL, NULL, &pic), HY_ERR_INVALID_ARGUMENT);
+    bt = tp;
+    bt.pag_scale = -1;
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &bt, NULL, NULL, NULL, NULL, &pic), HY_ERR_INVALID_ARGUMENT);
+    bt = tp;
+    bt.guidance_scale = 0.0f / 0.0f;
+    EXPECT_STATUS(p_hy_gen3d_text_to_mesh(g, "a cat", &bt, NULL, NULL, NULL, NULL, &mesh2), HY_ERR_INVALID_ARGUMENT);
+    CHECK(mesh2 == NULL, "no mesh on failure");
+
+    /* Text → mesh: the text stage first, then the image stages in order; overall never goes back. */
+    text_state ts;
+    memset(&ts, 0, sizeof ts);
+    ts.last_stage = -1;
+    ts.ordered = 1;
+    ts.cancel_in_text = 0;
+    EXPECT_STATUS(p_hy_gen3d_text_to_mesh(g, "a red ball", &tp, on_text_progress, &ts, NULL, NULL, &mesh2), HY_OK);
+    CHECK(mesh2 != NULL && p_hy_mesh_face_count(mesh2) > 0, "a mesh from text");
+    CHECK(ts.first_stage == HY_GEN3D_TEXT_TO_IMAGE && ts.ordered && ts.last_stage == HY_GEN3D_DONE && ts.text_calls > 1,
+          "text progress: first %d, ordered %d, last %d, %d text reports", ts.first_stage, ts.ordered, ts.last_stage,
+          ts.text_calls);
+    p_hy_mesh_free(mesh2);
+    mesh2 = NULL;
+    /* Cancel inside the text stage, through progress; the generator stays usable. */
+    memset(&ts, 0, sizeof ts);
+    ts.last_stage = -1;
+    ts.ordered = 1;
+    ts.cancel_in_text = 1;
+    EXPECT_STATUS(p_hy_gen3d_text_to_mesh(g, "a red ball", &tp, on_text_progress, &ts, NULL, NULL, &mesh2), HY_ERR_ABORTED);
+    CHECK(mesh2 == NULL && ts.last_stage == HY_GEN3D_TEXT_TO_IMAGE, "cancelled in the text stage (last %d)", ts.last_stage);
+    (void)text_calls;
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &tp, NULL, NULL, NULL, NULL, &pic), HY_OK);
+    p_hy_recon_image_free(&pic);
+    p_hy_gen3d_free(g);
+    g = NULL;
+
+    /* A folder with only hunyuanDiT/: text works, image stages are named. */
+    char only[1024];
+    snprintf(only, sizeof only, "%s/gen3d-text-only", scratch);
+    mkdir(only, 0755);
+    snprintf(link, sizeof link, "%s/hunyuanDiT", only);
+    unlink(link);
+    CHECK(symlink(abs_t2i, link) == 0, "symlink hunyuanDiT (text only)");
+    EXPECT_STATUS(p_hy_gen3d_load(only, &params, &g), HY_OK);
+    EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &tp, NULL, NULL, NULL, NULL, &pic), HY_OK);
+    p_hy_recon_image_free(&pic);
+    EXPECT_STATUS(p_hy_gen3d_image_to_mesh(g, &image, &rp, NULL, NULL, NULL, NULL, &mesh2), HY_ERR_IO);
+    CHECK(strstr(p_hy_last_error(), "mvd_lite") != NULL, "names mvd_lite/: %s", p_hy_last_error());
+    EXPECT_STATUS(p_hy_gen3d_text_to_mesh(g, "a cat", &tp, NULL, NULL, NULL, NULL, &mesh2), HY_ERR_IO);
 
     p_hy_mesh_free(mesh);
     p_hy_gen3d_free(g);

@@ -72,3 +72,59 @@ def test_cancel_and_errors(weights, photo, tmp_path):
     (tmp_path / "w" / "mvd_lite").symlink_to(weights / "mvd_lite")
     with pytest.raises(hunyuan.IOError, match="svrm"):
         hunyuan.Generator(tmp_path / "w")
+
+
+TEXT = dict(steps=2, seed=3, width=48, height=64)
+
+
+@pytest.fixture(scope="module")
+def text_weights(weights, shared, tmp_path_factory):
+    t2i = shared / "fixtures/t2i/hunyuandit-tiny"
+    if not t2i.exists():
+        pytest.skip("t2i fixture missing")
+    root = tmp_path_factory.mktemp("text-weights")
+    for p in weights.iterdir():
+        (root / p.name).symlink_to(p.resolve())
+    (root / "hunyuanDiT").symlink_to(t2i)
+    return root
+
+
+def test_text_to_image_and_3d_match_the_cli(text_weights, cli, tmp_path):
+    """text_to_image equals `hunyuan-cli text-to-image` (same seed and settings), text_to_3d equals
+    `hunyuan-cli text-to-3d`; progress moves forward to 1; another seed, another picture."""
+    from PIL import Image
+    import trimesh
+    prompt = "一只戴着红色围巾的可爱小猫 a cat"
+    fractions = []
+    with hunyuan.Generator(text_weights, n_threads=2) as g:
+        pic = g.text_to_image(prompt, progress=lambda f: fractions.append(f) or True, **TEXT)
+        assert pic.shape == (64, 48, 3) and pic.dtype == np.uint8
+        assert fractions and fractions == sorted(fractions) and fractions[-1] == 1.0
+        assert not np.array_equal(pic, g.text_to_image(prompt, **dict(TEXT, seed=4)))
+        mesh = g.text_to_3d(prompt, seed=3, text_steps=2, width=48, height=48, **{k: v for k, v in RUN.items() if k != "seed"})
+        assert len(mesh.faces) > 0
+    subprocess.run([str(cli), "text-to-image", str(text_weights), prompt, "-o", str(tmp_path / "t.png"), "--steps", "2",
+                    "--seed", "3", "--width", "48", "--height", "64", "--threads", "2"], check=True, capture_output=True)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "t.png")), pic)
+    subprocess.run([str(cli), "text-to-3d", str(text_weights), prompt, "-o", str(tmp_path / "m.ply"), "--seed", "3",
+                    "--text-steps", "2", "--image-size", "48", "--steps", "2", "--resolution", "40", "--faces", "0",
+                    "--grid-width", "160", "--grid-height", "240", "--threads", "2", "--image", str(tmp_path / "p.png")],
+                   check=True, capture_output=True)
+    assert np.asarray(Image.open(tmp_path / "p.png")).shape == (48, 48, 3)
+    ref = trimesh.load(tmp_path / "m.ply", process=False)
+    assert np.array_equal(np.asarray(ref.faces), mesh.faces)
+    assert np.allclose(np.asarray(ref.vertices), mesh.vertices, atol=1e-6)
+
+
+def test_text_cancel_and_errors(text_weights, weights):
+    with hunyuan.Generator(text_weights, n_threads=2) as g:
+        with pytest.raises(hunyuan.AbortedError):
+            g.text_to_image("a cat", progress=lambda f: f < 0.3, **TEXT)
+        assert g.text_to_image("", **TEXT).shape == (64, 48, 3)  # empty prompt: a picture; generator usable
+        with pytest.raises(hunyuan.InvalidArgumentError):
+            g.text_to_image("a cat", **dict(TEXT, width=40))
+        with pytest.raises(ValueError):
+            g.text_to_image("a cat", compute="fp16", **TEXT)
+    with hunyuan.Generator(weights, n_threads=2) as g:  # no hunyuanDiT/
+        with pytest.raises(hunyuan.IOError, match="hunyuanDiT"):
+            g.text_to_image("a cat", **TEXT)

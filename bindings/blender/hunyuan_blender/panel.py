@@ -42,10 +42,16 @@ class HunyuanSettings(bpy.types.PropertyGroup):
     resolution: IntProperty(name="Resolution", default=128, min=16, max=512, description="Marching-cubes grid size")
     faces: IntProperty(name="Faces", default=20000, min=0, description="Target face count (0 keeps all)")
     weights_dir: StringProperty(name="Weights", subtype="DIR_PATH",
-                                description="Hunyuan3D-1.0 weights folder (mvd_lite/, svrm/, u2net.onnx)")
+                                description="Hunyuan3D-1.0 weights folder (hunyuanDiT/, mvd_lite/, svrm/, u2net.onnx)")
     image_path: StringProperty(name="Image file", subtype="FILE_PATH", description="Photo or render of one object")
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image,
                                      description="An image datablock (used instead of the file when set)")
+    prompt: StringProperty(name="Prompt", description="What to generate (Chinese or English); the official style "
+                           "suffix and negative prompt are added")
+    text_steps: IntProperty(name="Text steps", default=25, min=1, max=1000,
+                            description="Denoising steps of the text-to-image stage (official 25)")
+    image_size: IntProperty(name="Picture size", default=1024, min=16, max=4096, step=16,
+                            description="Side of the generated picture (official 1024; 512 is ~4x faster)")
     steps: IntProperty(name="Steps", default=50, min=1, max=1000, description="Denoising steps of the views")
     seed: IntProperty(name="Seed", default=0, min=0, description="Seed of the views")
     progress: bpy.props.FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
@@ -176,6 +182,45 @@ class HUNYUAN_OT_generate_image(HunyuanJobOperator, bpy.types.Operator):
         return self.run(context, work)
 
 
+class HUNYUAN_OT_generate_prompt(HunyuanJobOperator, bpy.types.Operator):
+    """Generate a coloured mesh from a prompt with Hunyuan3D-1.0 (text to image, background removal, six
+    views, reconstruction), imported at the 3D cursor"""
+
+    bl_idname = "hunyuan.generate_from_prompt"
+    bl_label = "Generate from prompt"
+
+    blocking: bpy.props.BoolProperty(
+        name="Blocking", default=False, options={"SKIP_SAVE"},
+        description="Run in the foreground (scripts, tests, background mode) instead of a cancellable modal job")
+    grid_width: IntProperty(name="Grid width", default=640, min=8, options={"SKIP_SAVE"},
+                            description="Width of the views grid (the release's 640; smaller for small models)")
+    grid_height: IntProperty(name="Grid height", default=960, min=8, options={"SKIP_SAVE"},
+                             description="Height of the views grid (the release's 960)")
+
+    @classmethod
+    def poll(cls, context):
+        import hunyuan
+
+        return hasattr(hunyuan, "Generator") and not context.scene.hunyuan.running
+
+    def execute(self, context):
+        import hunyuan
+
+        s = context.scene.hunyuan
+        weights = bpy.path.abspath(s.weights_dir)
+        prompt, text_steps, size = s.prompt, s.text_steps, s.image_size
+        steps, seed, resolution, faces = s.steps, s.seed, s.resolution, s.faces
+        gw, gh = self.grid_width, self.grid_height
+
+        def work(progress):
+            with hunyuan.Generator(weights) as g:
+                return g.text_to_3d(prompt, seed=seed, text_steps=text_steps, width=size, height=size, steps=steps,
+                                    resolution=resolution, faces=faces, grid_width=gw, grid_height=gh,
+                                    progress=progress)
+
+        return self.run(context, work)
+
+
 class HUNYUAN_OT_reconstruct(HunyuanJobOperator, bpy.types.Operator):
     """Reconstruct a mesh from views with the Hunyuan3D-1.0 reconstruction model, imported at the 3D cursor"""
 
@@ -252,6 +297,14 @@ class VIEW3D_PT_hunyuan(bpy.types.Panel):
             gen.label(text="Not available in this build", icon="INFO")
         elif not s.running:
             gen.operator(HUNYUAN_OT_generate_image.bl_idname, icon="IMAGE_DATA")
+        txt = layout.box()
+        txt.label(text="Generate from prompt")
+        txt.prop(s, "prompt")
+        row = txt.row()
+        row.prop(s, "text_steps")
+        row.prop(s, "image_size")
+        if hasattr(hunyuan, "Generator") and not s.running:
+            txt.operator(HUNYUAN_OT_generate_prompt.bl_idname, icon="FONT_DATA")
         box = layout.box()
         box.label(text="Reconstruct from views")
         box.prop(s, "model_dir")
@@ -269,7 +322,7 @@ class VIEW3D_PT_hunyuan(bpy.types.Panel):
         layout.operator("import_scene.hunyuan", text="Import mesh…", icon="IMPORT")
 
 
-classes = (HunyuanSettings, HUNYUAN_OT_generate_image, HUNYUAN_OT_reconstruct, HUNYUAN_OT_cancel, VIEW3D_PT_hunyuan)
+classes = (HunyuanSettings, HUNYUAN_OT_generate_image, HUNYUAN_OT_generate_prompt, HUNYUAN_OT_reconstruct, HUNYUAN_OT_cancel, VIEW3D_PT_hunyuan)
 
 
 def register():

@@ -1,4 +1,4 @@
-/* hunyuan._native.Generator: hy_gen3d (the "Image to 3D" section of hunyuan.h, Gen3DAPI.swift). */
+/* hunyuan._native.Generator: hy_gen3d (the "Text / image to 3D" section of hunyuan.h, Gen3DAPI.swift). */
 #include "_native.h"
 
 typedef struct {
@@ -93,6 +93,92 @@ static PyObject *Generator_image_to_mesh(GeneratorObject *self, PyObject *args) 
     return mesh_wrap(out);
 }
 
+/* The text fields of params from Python (steps, seed, width, height, guidance, pag, compute). */
+static int text_params(hy_gen3d_run_params *rp, int steps, unsigned long long seed, int width, int height, float guidance,
+                       float pag, const char *compute) {
+    if (strcmp(compute, "fp32") == 0) rp->compute = HY_COMPUTE_FP32;
+    else if (strcmp(compute, "bf16") == 0) rp->compute = HY_COMPUTE_BF16;
+    else {
+        PyErr_Format(PyExc_ValueError, "compute must be 'fp32' or 'bf16', not '%s'", compute);
+        return -1;
+    }
+    rp->text_steps = steps;
+    rp->seed = (uint64_t)seed;
+    rp->image_width = width;
+    rp->image_height = height;
+    rp->guidance_scale = guidance;
+    rp->pag_scale = pag;
+    return 0;
+}
+
+/* text_to_image(prompt, seed, steps, width, height, guidance, pag, compute, progress) -> (pixels, w, h) RGB */
+static PyObject *Generator_text_to_image(GeneratorObject *self, PyObject *args) {
+    const char *prompt, *compute;
+    int steps, width, height;
+    unsigned long long seed;
+    float guidance, pag;
+    PyObject *progress;
+    if (!PyArg_ParseTuple(args, "sKiiiffsO", &prompt, &seed, &steps, &width, &height, &guidance, &pag, &compute, &progress))
+        return NULL;
+    hy_gen3d *gen = generator_get(self);
+    if (gen == NULL) return NULL;
+    hy_gen3d_run_params rp = hy_gen3d_run_default_params();
+    if (text_params(&rp, steps, seed, width, height, guidance, pag, compute) < 0) return NULL;
+    ProgressCallbacks rc = progress_callbacks(progress);
+    hy_recon_image out = {NULL, 0, 0, 0};
+    hy_status st;
+    self->users++;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_gen3d_text_to_image(gen, prompt, &rp, gen3d_progress, &rc, long_call_abort, &rc, &out);
+    Py_END_ALLOW_THREADS
+    self->users--;
+    if (progress_callbacks_failed(&rc)) {
+        hy_recon_image_free(&out);
+        return NULL;
+    }
+    if (st != HY_OK) return raise_status(st);
+    PyObject *r = Py_BuildValue("(y#ii)", (const char *)out.pixels, (Py_ssize_t)out.width * out.height * out.channels,
+                                (int)out.width, (int)out.height);
+    hy_recon_image_free(&out);
+    return r;
+}
+
+/* text_to_mesh(prompt, seed, text_steps, width, height, guidance, pag, compute, steps, resolution, faces,
+ *              grid_width, grid_height, progress) -> Mesh */
+static PyObject *Generator_text_to_mesh(GeneratorObject *self, PyObject *args) {
+    const char *prompt, *compute;
+    int text_steps, width, height, steps, resolution, faces, gw, gh;
+    unsigned long long seed;
+    float guidance, pag;
+    PyObject *progress;
+    if (!PyArg_ParseTuple(args, "sKiiiffsiiiiiO", &prompt, &seed, &text_steps, &width, &height, &guidance, &pag, &compute,
+                          &steps, &resolution, &faces, &gw, &gh, &progress))
+        return NULL;
+    hy_gen3d *gen = generator_get(self);
+    if (gen == NULL) return NULL;
+    hy_gen3d_run_params rp = hy_gen3d_run_default_params();
+    if (text_params(&rp, text_steps, seed, width, height, guidance, pag, compute) < 0) return NULL;
+    rp.steps = steps;
+    rp.resolution = resolution;
+    rp.target_faces = faces;
+    rp.grid_width = gw;
+    rp.grid_height = gh;
+    ProgressCallbacks rc = progress_callbacks(progress);
+    hy_mesh *out = NULL;
+    hy_status st;
+    self->users++;
+    Py_BEGIN_ALLOW_THREADS
+    st = hy_gen3d_text_to_mesh(gen, prompt, &rp, gen3d_progress, &rc, long_call_abort, &rc, &out);
+    Py_END_ALLOW_THREADS
+    self->users--;
+    if (progress_callbacks_failed(&rc)) {
+        if (out) hy_mesh_free(out);
+        return NULL;
+    }
+    if (st != HY_OK) return raise_status(st);
+    return mesh_wrap(out);
+}
+
 /* remove_background(pixels, width, height, channels, keep_alpha) -> (pixels, 512, 512) RGBA */
 static PyObject *Generator_remove_background(GeneratorObject *self, PyObject *args) {
     const char *px;
@@ -120,9 +206,11 @@ static PyMethodDef Generator_methods[] = {
     {"close", (PyCFunction)Generator_close, METH_NOARGS, "Free the generator."},
     {"image_to_mesh", (PyCFunction)Generator_image_to_mesh, METH_VARARGS, "One image to a coloured mesh."},
     {"remove_background", (PyCFunction)Generator_remove_background, METH_VARARGS, "The 512x512 RGBA cut-out."},
+    {"text_to_image", (PyCFunction)Generator_text_to_image, METH_VARARGS, "A prompt to an RGB picture."},
+    {"text_to_mesh", (PyCFunction)Generator_text_to_mesh, METH_VARARGS, "A prompt to a coloured mesh."},
     {NULL, NULL, 0, NULL},
 };
 
-NATIVE_HANDLE_SLOTS(Generator, "Hunyuan3D-1.0 image to 3D (lite); one call at a time.");
+NATIVE_HANDLE_SLOTS(Generator, "Hunyuan3D-1.0 text / image to 3D (lite); one call at a time.");
 
 NATIVE_TYPE_DEFINE(Generator, "Generator", Py_TPFLAGS_DEFAULT)
