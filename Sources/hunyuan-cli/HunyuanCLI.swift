@@ -22,7 +22,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     ReconstructCommand.self,
     ViewsCommand.self, MVDEvalCommand.self, MVDRandomCommand.self, MVDBenchCommand.self,
     ImageTo3DCommand.self,
-    TextToImageCommand.self, T2IEvalCommand.self, T2ITokenizeCommand.self,
+    TextToImageCommand.self, T2IEvalCommand.self, T2ITokenizeCommand.self, T2IRandomCommand.self, T2IBenchCommand.self,
     RemoveBackgroundCommand.self, RembgEvalCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,
