@@ -12,6 +12,8 @@
 # only). PyTorch runs in fp32 on the CPU (diffusers' HunyuanDiT2DModel with HunyuanDiTPAGPipeline's PAG
 # processors, transformers' BertModel / T5EncoderModel). stdout: every table, then one markdown table:
 # component | threads | ours s | PyTorch s | PyTorch / ours | bound s | ours % of bound | peak RSS GB (ours, PyTorch).
+# Our DiT step row is the forward alone (the conditioning, once per run, has its own row); PyTorch's includes it
+# (text embedder, attention pooler, extra embedder: ~0.1% of the FLOPs at 1024²).
 # Environment: HUNYUAN_CLI (default .build/release/hunyuan-cli, else .build/debug/hunyuan-cli),
 # PYTHON (default /work/benchvenv/bin/python). Progress of both tools goes to stderr.
 set -euo pipefail

@@ -202,20 +202,20 @@ struct T2IRandomCommand: ParsableCommand {
         abstract: "Write a random-weight HunyuanDiT v1.1 text-to-image folder (hunyuanDiT/ layout) for benchmarks.",
         discussion: """
             Writes OUT_DIR as diffusers' HunyuanDiTPipeline.save_pretrained lays it out: model_index.json
-            (HunyuanDiTPipeline and its component classes), transformer/ and vae/ (config.json +
-            diffusion_pytorch_model.safetensors), text_encoder/ (BertModel, with its pooler) and text_encoder_2/
-            (T5EncoderModel: the mT5-XL encoder; sharded at 5 GB with model.safetensors.index.json as transformers
-            does, i.e. at f32) (config.json + model.safetensors), scheduler/ (DDPM, v-prediction) and tokenizer/,
-            tokenizer_2/: copies of the tiny fixture's tokenizer files ($HUNYUAN_SHARED/fixtures/t2i/hunyuandit-tiny,
-            default ../shared; --fixture). Their vocabularies (397 BERT, 1,012 mT5 ids) are a prefix of the full
-            ones, so every id they produce is a valid row of the full embeddings.
-            --size full: HunyuanDiT v1.1 (1,516.5 M), BERT-large (352.0 M with the pooler), mT5-XL encoder
-            (1,670.0 M), SDXL fp16-fix VAE (83.7 M) — checked against fixtures/t2i/hunyuandit-full-config.json when
-            present (configs and parameter counts; FLOPs per forward shown); --size tiny: the tiny fixture's
-            shapes. Tensor names and shapes come from the library's own declarations. Weights are seeded noise at
-            ~1/√fan_in, norms 1, biases 0 (not a trained model). Built as OUT_DIR.partial and renamed at the end; an
-            existing OUT_DIR is replaced only with --overwrite. Memory stays at a few MB; disk ~7.3 GB at f16,
-            ~14.5 GB at f32.
+            (HunyuanDiTPipeline and its component classes); transformer/ and vae/ (config.json +
+            diffusion_pytorch_model.safetensors); text_encoder/ (BertModel, with its pooler) and text_encoder_2/
+            (T5EncoderModel, the mT5-XL encoder) (config.json + model.safetensors, split into transformers' 5 GB
+            shards with model.safetensors.index.json when larger, i.e. mT5 at f32); scheduler/ (DDPM,
+            v-prediction); tokenizer/ and tokenizer_2/: copies of the tiny fixture's tokenizer files
+            ($HUNYUAN_SHARED/fixtures/t2i/hunyuandit-tiny, default ../shared; --fixture). The ids they produce
+            (below 397 for BERT, 1,012 for mT5) are valid rows of the full embeddings (47,020 and 250,112 rows).
+            --size full: HunyuanDiT v1.1 (1,516.5 M parameters), BERT-large (352.0 M with the pooler), mT5-XL
+            encoder (1,670.0 M), SDXL fp16-fix VAE (83.7 M), checked against fixtures/t2i/hunyuandit-full-config.json
+            when present (configs and parameter counts; our FLOP counts shown beside its torch counts); --size
+            tiny: the tiny fixture's shapes. Tensor names and shapes come from the library's own declarations.
+            Weights are seeded noise at ~1/√fan_in, norms 1, biases 0 (not a trained model). Built as
+            OUT_DIR.partial and renamed at the end; an existing OUT_DIR is replaced only with --overwrite.
+            Memory stays at a few MB; disk: 6.8 GB at f16, 13.5 GB at f32.
             """)
 
     enum Size: String, ExpressibleByArgument, CaseIterable { case full, tiny }
