@@ -14,26 +14,10 @@
 # PYTHON (default /work/benchvenv/bin/python). Progress of both tools goes to stderr.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-dtype=f16 threads=2 steps=0 size=full dir="" hy3d="" compute=fp32
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dir) dir="$2"; shift 2 ;;
-    --dtype) dtype="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    --size) size="$2"; shift 2 ;;
-    --hunyuan3d) hy3d="$2"; shift 2 ;;
-    --compute) compute="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "unknown argument $1" >&2; exit 1 ;;
-  esac
-done
+dtype=f16 threads=2 steps=0 size=full dir="" hunyuan3d="" compute=fp32
+. "$here/bench/bench-common.sh"
+bench_options "dir dtype threads steps size hunyuan3d compute" "$@"
 [ -n "$dir" ] || dir="/work/benchcache/mvd-${size}-${dtype}"
-cli="${HUNYUAN_CLI:-}"
-if [ -z "$cli" ]; then
-  if [ -x "$here/.build/release/hunyuan-cli" ]; then cli="$here/.build/release/hunyuan-cli"; else cli="$here/.build/debug/hunyuan-cli"; fi
-fi
-py="${PYTHON:-/work/benchvenv/bin/python}"
 
 if [ ! -f "$dir/model_index.json" ]; then
   echo "making $dir ($size, $dtype) …" >&2
@@ -48,7 +32,7 @@ echo "ours …" >&2
 "$cli" mvd-bench "$dir" --threads "$threads" --compute "$compute" "${stage_args[@]}" > "$tmp/ours.md"
 echo "PyTorch …" >&2
 py_args=("$dir" --threads "$threads" "${stage_args[@]}")
-[ -n "$hy3d" ] && py_args+=(--hunyuan3d "$hy3d")
+[ -n "$hunyuan3d" ] && py_args+=(--hunyuan3d "$hunyuan3d")
 "$py" "$here/bench/mvd-diffusers.py" "${py_args[@]}" > "$tmp/torch.md"
 
 echo "## Hunyuan3D-1.0 lite multi-view diffusion — $(basename "$dir"), $threads threads, $(date -u +%Y-%m-%d)"

@@ -18,29 +18,15 @@ VAE decode, whole run. `load s` is the component's from_pretrained. Peak RSS is 
 Needs torch, diffusers 0.31, transformers 4.46 (and einops, PIL for the official pipeline).
 """
 import argparse
-import resource
 import sys
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 
+from benchtab import Stages, check_components, log, print_table, timed
+
 LATENT_H, LATENT_W = 120, 80
-
-
-def rss_gb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-
-
-def fmt(v):
-    if v is None:
-        return "-"
-    if v >= 100:
-        return str(int(round(v)))
-    if v >= 1:
-        return str(round(v, 2))
-    return str(round(v, 3))
 
 
 class RefAttnProc:
@@ -97,19 +83,8 @@ def main():
         sys.exit(check_folder(a.model))
     torch.manual_seed(a.seed)
     dev, dt = torch.device("cpu"), torch.float32
-    rows = []
-
-    def log(s):
-        print(s, file=sys.stderr, flush=True)
-
-    def add(stage, load, secs):
-        rows.append((stage, load, secs, rss_gb()))
-        log(f"{stage}: {fmt(secs)} s" + (f" (load {fmt(load)} s)" if load is not None else ""))
-
-    def timed(fn):
-        t0 = time.perf_counter()
-        r = fn()
-        return r, time.perf_counter() - t0
+    rows = Stages()
+    add = rows.add
 
     import diffusers
     import transformers
@@ -215,10 +190,7 @@ def main():
 
     print(f"mvd-diffusers {d}: {torch.get_num_threads()} threads, torch {torch.__version__}, diffusers {diffusers.__version__}, "
           f"transformers {transformers.__version__}, fp32, {'official pipeline' if pipe is not None else 'components'}\n")
-    print("| stage | load s | seconds | GFLOP | bound s | % of bound | peak RSS GB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for stage, l, s, r in rows:
-        print(f"| {stage} | {fmt(l)} | {fmt(s)} | - | - | - | {fmt(r)} |")
+    print_table(rows)
 
 
 def check_folder(d):
@@ -226,19 +198,8 @@ def check_folder(d):
     unexpected tensors (output_loading_info) and the parameter counts; 0 when all are exact."""
     from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
-    bad = 0
-    for cls, sub in [(UNet2DConditionModel, "unet"), (AutoencoderKL, "vae"), (CLIPTextModel, "text_encoder"),
-                     (CLIPVisionModelWithProjection, "vision_encoder")]:
-        kw = dict(low_cpu_mem_usage=False) if sub in ("unet", "vae") else {}
-        m, info = cls.from_pretrained(d, subfolder=sub, torch_dtype=torch.float32, output_loading_info=True, **kw)
-        miss, unexp = info.get("missing_keys", []), info.get("unexpected_keys", [])
-        mism = info.get("mismatched_keys", [])
-        n = sum(p.numel() for p in m.parameters())
-        finite = all(torch.isfinite(p).all() for p in m.parameters())
-        print(f"{sub}: {cls.__name__}, {n:,} parameters, missing {len(miss)}, unexpected {len(unexp)}, "
-              f"mismatched {len(mism)}, finite {finite}" + (f" {miss[:3]} {unexp[:3]}" if miss or unexp else ""))
-        bad += len(miss) + len(unexp) + len(mism) + (not finite)
-        del m
+    bad = check_components(d, [(UNet2DConditionModel, "unet"), (AutoencoderKL, "vae"), (CLIPTextModel, "text_encoder"),
+                               (CLIPVisionModelWithProjection, "vision_encoder")], low_cpu_mem_usage_off=("unet", "vae"))
     tok = CLIPTokenizer.from_pretrained(d, subfolder="tokenizer")
     ids = tok("", padding="max_length", max_length=tok.model_max_length).input_ids
     print(f"tokenizer: {len(tok)} tokens, model_max_length {tok.model_max_length}, '' -> {ids[:4]}… ({len(ids)})")

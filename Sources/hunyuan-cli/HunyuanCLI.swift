@@ -23,6 +23,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     ViewsCommand.self, MVDEvalCommand.self, MVDRandomCommand.self, MVDBenchCommand.self,
     ImageTo3DCommand.self,
     TextToImageCommand.self, TextTo3DCommand.self, T2IEvalCommand.self, T2ITokenizeCommand.self,
+    T2IRandomCommand.self, T2IBenchCommand.self,
     RemoveBackgroundCommand.self, RembgEvalCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,

@@ -373,27 +373,9 @@ struct MVDRandomCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             guard [.f32, .f16, .bf16].contains(dtype) else { throw HYError.invalidArgument("--dtype \(dtype.name): f16, f32 or bf16") }
-            let out = output.hasSuffix("/") && output.count > 1 ? String(output.dropLast()) : output
-            if FileSystem.exists(out) && !overwrite { throw HYError.io("\(out) exists; pass --overwrite to replace it") }
-            let partial = out + ".partial"
-            removeTree(partial)
-            var ok = false
-            defer { if !ok { removeTree(partial) } }
-            try Self.write(shapes: size == .full ? .full : .tiny, dtype: dtype, seed: seed, to: partial)
-            if FileSystem.exists(out) {
-                let old = out + ".old-\(getpid())"
-                guard rename(out, old) == 0 else { throw HYError.io("\(out): cannot move aside: \(String(cString: strerror(errno)))") }
-                guard rename(partial, out) == 0 else {
-                    rename(old, out)
-                    throw HYError.io("\(out): cannot rename \(partial) into place: \(String(cString: strerror(errno)))")
-                }
-                removeTree(old)
-            } else {
-                guard rename(partial, out) == 0 else {
-                    throw HYError.io("\(out): cannot rename \(partial) into place: \(String(cString: strerror(errno)))")
-                }
+            let out = try BenchSupport.publishFolder(output, overwrite: overwrite) { partial in
+                try Self.write(shapes: size == .full ? .full : .tiny, dtype: dtype, seed: seed, to: partial)
             }
-            ok = true
             writeStderr("→ \(out)\n")
         }
     }
@@ -401,11 +383,8 @@ struct MVDRandomCommand: ParsableCommand {
     /// Writes the whole folder into `dir` (created; must not exist). Each config is read back with the
     /// library's decoder and must equal the intended one; the tensor tables are declared from it.
     static func write(shapes s: MVDLiteShapes, dtype: DType, seed: UInt64, to dir: String) throws {
-        func mk(_ p: String) throws {
-            guard mkdir(p, 0o755) == 0 else { throw HYError.io("\(p): cannot create folder: \(String(cString: strerror(errno)))") }
-        }
-        try mk(dir)
-        for c in MultiViewDiffusion.components { try mk(FileSystem.join(dir, c)) }
+        try BenchSupport.makeFolder(dir)
+        for c in MultiViewDiffusion.components { try BenchSupport.makeFolder(FileSystem.join(dir, c)) }
         func path(_ c: String, _ f: String) -> String { FileSystem.join(FileSystem.join(dir, c), f) }
 
         // Small files.
@@ -444,23 +423,7 @@ struct MVDRandomCommand: ParsableCommand {
             ("text_encoder", "model.safetensors", try CLIPTensors.textTable(for: text)),
             ("vision_encoder", "model.safetensors", try CLIPTensors.visionTable(for: vision)),
         ]
-        let total = tables.reduce(0) { $0 + $1.2.parameterCount }
-        var written = 0, lastShown = -1
-        let t0 = Clock.seconds()
-        for (k, (component, file, table)) in tables.enumerated() {
-            try RandomSafetensors.write(table, dtype: dtype, seed: seed &+ UInt64(k) &* 1_000_003, to: path(component, file)) { m in
-                written += m
-                let pct = Int(100 * Double(written) / Double(max(total, 1)))
-                if pct != lastShown {
-                    lastShown = pct
-                    writeStderr("\r\u{1B}[K\(component): \(pct)% of \(total) parameters, \(Int(Clock.seconds() - t0)) s")
-                }
-            }
-        }
-        writeStderr("\r\u{1B}[K")
-        for (component, _, table) in tables {
-            writeStderr("\(component): \(table.entries.count) tensors, \(table.parameterCount) parameters (\(dtype.name))\n")
-        }
+        try RandomSafetensors.writeAll(tables.map { (path($0.0, $0.1), $0.2) }, dtype: dtype, seed: seed)
     }
 }
 
@@ -598,15 +561,6 @@ struct MVDBenchCommand: ParsableCommand {
     @Option(help: "Seed of the synthetic input and noise.") var seed: UInt64 = 0
     @Option(help: "Products of the UNet and the VAE: fp32 or bf16 (AVX512_BF16).") var compute: String = "fp32"
 
-    struct Row {
-        var stage: String
-        var load: Double?
-        var seconds: Double
-        var flops: FlopCount?
-        var matrixRate: Double
-        var rss: Int
-    }
-
     func run() throws {
         try runReporting {
             guard threads >= 0, steps >= 0 else { throw HYError.invalidArgument("--threads and --steps must be ≥ 0") }
@@ -622,29 +576,22 @@ struct MVDBenchCommand: ParsableCommand {
             let (gridH, gridW) = (lh * f, lw * f)
 
             // GEMM rates.
-            writeStderr("GEMM rates …\n")
-            let rate32 = Self.gemmRate(weight: .f32, pool: pool), rate16 = Self.gemmRate(weight: .f16, pool: pool)
-            let rateBF16 = precision == .bf16 ? Self.gemmRate(weight: .f16, bf16: true, pool: pool) : .nan
+            let rates = GEMMRates.measure(bf16: precision == .bf16, pool: pool)
+            let rate32 = rates.f32, rate16 = rates.f16, rateBF16 = rates.bf16
             /// The matrix rate of a component: bf16 products for the UNet and the VAE with --compute bf16.
             func rate(_ component: String) -> Double {
                 if precision == .bf16 && (component == "unet" || component == "vae") { return rateBF16 }
-                let dt = Self.storedType(dir(component))
+                let dt = BenchSupport.storedType(dir(component))
                 return dt == .f16 || dt == .bf16 ? rate16 : rate32
             }
-            writeStderr("GEMM (rows 4800, in 640, out 5120): fp32 weights \(Self.fmt(rate32 / 1e9)) GFLOP/s, f16 weights \(Self.fmt(rate16 / 1e9)) GFLOP/s"
-                        + (precision == .bf16 ? ", bf16 products \(Self.fmt(rateBF16 / 1e9)) GFLOP/s" : "") + "\n")
 
             // Synthetic input: a coloured disk on a transparent background.
             let im = try Self.syntheticImage(size: 512)
-            var rows: [Row] = []
-            func time<T>(_ body: () throws -> T) rethrows -> (T, Double) {
-                let t0 = Clock.seconds()
-                let r = try body()
-                return (r, Clock.seconds() - t0)
-            }
+            var rows: [BenchRow] = []
+            func time<T>(_ body: () throws -> T) rethrows -> (T, Double) { try BenchSupport.timed(body) }
             func add(_ stage: String, load: Double?, _ s: Double, _ fl: FlopCount?, _ r: Double) {
-                rows.append(Row(stage: stage, load: load, seconds: s, flops: fl, matrixRate: r, rss: peakRSS()))
-                writeStderr("\(stage): \(Self.fmt(s)) s" + (load.map { " (load \(Self.fmt($0)) s)" } ?? "") + "\n")
+                rows.append(.logged(stage, load: load, seconds: s, flops: fl, matrixRate: r,
+                                    attentionRate: r == rateBF16 ? rateBF16 : rate32))
             }
 
             if steps == 0 || stages {
@@ -755,61 +702,10 @@ struct MVDBenchCommand: ParsableCommand {
             }
 
             var out = StdoutWriter()
-            out.write("mvd-bench \(model): \(pool.threadCount) threads, GEMM fp32 \(Self.fmt(rate32 / 1e9)) GFLOP/s, "
-                      + "f16-weight \(Self.fmt(rate16 / 1e9)) GFLOP/s"
-                      + (precision == .bf16 ? ", compute bf16 (bf16 products \(Self.fmt(rateBF16 / 1e9)) GFLOP/s)" : ", compute fp32")
-                      + "\n\n")
-            out.write("| stage | load s | seconds | GFLOP | bound s | % of bound | peak RSS GB |\n")
-            out.write("|---|---:|---:|---:|---:|---:|---:|\n")
-            for r in rows {
-                var bound = "-", gf = "-", eff = "-"
-                if let fl = r.flops {
-                    let b = fl.matrix / r.matrixRate + fl.attention / (r.matrixRate == rateBF16 ? rateBF16 : rate32)
-                    bound = Self.fmt(b); gf = Self.fmt(fl.total / 1e9); eff = Self.fmt(100 * b / r.seconds)
-                }
-                out.write("| \(r.stage) | \(r.load.map { Self.fmt($0) } ?? "-") | \(Self.fmt(r.seconds)) | \(gf) | \(bound) | \(eff) | "
-                          + "\(Self.fmt(Double(r.rss) / 1e9)) |\n")
-            }
+            out.write("mvd-bench \(model): \(pool.threadCount) threads, \(rates.summary)\n\n")
+            out.write(BenchRow.table(rows))
             out.flush()
         }
-    }
-
-    /// The dtype of a component's first stored weight (nil when unreadable).
-    static func storedType(_ dir: String) -> DType? {
-        for file in ["diffusion_pytorch_model.safetensors", "model.safetensors"] {
-            let p = FileSystem.join(dir, file)
-            if FileSystem.exists(p), let f = try? SafetensorsFile(path: p) {
-                return f.tensors.first { $0.shape.count >= 2 }?.dtype
-            }
-        }
-        return nil
-    }
-
-    /// FLOP/s of `Linear.forward` with `weight`-typed weights on x [4800, 640] · W [5120, 640]ᵀ (a
-    /// level-1 feed-forward of the UNet's read pass): best of 3 after a warm-up.
-    static func gemmRate(weight dtype: DType, bf16: Bool = false, pool: ThreadPool) -> Double {
-        let rows = 4800, inF = 640, outF = 5120
-        let storage = RawStorage(outF * inF * dtype.size)
-        var s: UInt64 = 0x1234_5678_9ABC_DEF1
-        for i in 0..<(outF * inF) {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
-            let v = (Float((s &* 2_685_821_657_736_338_717) >> 40) / Float(1 << 23) - 1) * 0.04
-            if dtype == .f16 { storage.bytes.storeBytes(of: FloatBits.floatToF16(v), toByteOffset: 2 * i, as: UInt16.self) }
-            else { storage.bytes.storeBytes(of: v, toByteOffset: 4 * i, as: Float.self) }
-        }
-        let w = Tensor(name: "gemm.weight", dtype: dtype, shape: [outF, inF], data: UnsafeRawBufferPointer(storage.bytes), owner: storage)
-        guard var lin = try? Linear(weight: w, bias: nil, inFeatures: inF, outFeatures: outF) else { return .nan }
-        if bf16 { lin = Linear(weight: lin.weight.withBF16(taps: 1), bias: nil) }
-        let x = FloatBuffer(rows * inF, zeroed: false), y = FloatBuffer(rows * outF, zeroed: false)
-        for i in 0..<(rows * inF) { x[i] = Float(i % 97) * 0.01 - 0.5 }
-        var best = Double.infinity
-        for rep in 0..<4 {
-            let t0 = Clock.seconds()
-            lin.forward(x.p, rows: rows, y.p, pool: pool)
-            let dt = Clock.seconds() - t0
-            if rep > 0 { best = min(best, dt) }
-        }
-        return 2 * Double(rows) * Double(inF) * Double(outF) / best
     }
 
     /// An RGBA image: a shaded disk on a transparent background (the pipeline whites it out).
@@ -824,13 +720,5 @@ struct MVDBenchCommand: ParsableCommand {
             }
         }
         return try ByteImage(width: n, height: n, channels: 4, pixels: px)
-    }
-
-    static func fmt(_ v: Double) -> String {
-        guard v.isFinite else { return "-" }
-        if v >= 100 { return String(Int(v.rounded())) }
-        if v >= 1 { return String(Double(Int((v * 100).rounded())) / 100) }
-        if v >= 0.01 { return String(Double(Int((v * 1000).rounded())) / 1000) }
-        return String(Double(Int((v * 100_000).rounded())) / 100_000)
     }
 }
