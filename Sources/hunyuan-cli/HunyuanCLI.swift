@@ -22,7 +22,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     ReconstructCommand.self,
     ViewsCommand.self, MVDEvalCommand.self, MVDRandomCommand.self, MVDBenchCommand.self,
     ImageTo3DCommand.self,
-    RemoveBackgroundCommand.self, RembgEvalCommand.self,
+    RemoveBackgroundCommand.self, RembgEvalCommand.self, RembgBenchCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,
