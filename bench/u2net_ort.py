@@ -6,8 +6,8 @@
       same 1×3×320×320 input as ours (rgb.input_tensor of a `hunyuan-cli rembg-eval` output, else a
       seeded random one): warm-up, then timed runs; one JSON line on stdout with ms per run and peak RSS
       (resource.getrusage ru_maxrss of this process). Run one process per thread count.
-      --rembg also times rembg's own remove() end to end on a 1024×1024 synthetic image with a
-      session of the same options on MODEL (if rembg is importable).
+      --rembg also times rembg's own remove() end to end on a 1024×1024 synthetic image through the
+      same session (if rembg is importable).
   u2net_ort.py parity MODEL.onnx OURS.safetensors [OURS2.safetensors …]
       onnxruntime on each file's rgb.input_tensor vs its rgb.d0 (and side logits where torch is at
       hand): max |Δ| per file, one JSON line each.
@@ -79,13 +79,11 @@ def bench(a):
             import rembg
             from PIL import Image
             from rembg.sessions.u2net import U2netSession
-            import onnxruntime as ort
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = a.threads
-            so.inter_op_num_threads = 1
-            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            rs = U2netSession("u2net", so, providers=["CPUExecutionProvider"])
-            rs.inner_session = sess                          # the same session on MODEL, not a download
+            # rembg's U2netSession around the session above (its __init__ would open, or download, a
+            # second copy of the model): predict() only uses model_name and inner_session.
+            rs = U2netSession.__new__(U2netSession)
+            rs.model_name = "u2net"
+            rs.inner_session = sess
             img = Image.fromarray(synthetic(1024))
             rembg.remove(img, session=rs)
             e2e = []
