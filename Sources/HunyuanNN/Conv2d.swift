@@ -102,7 +102,8 @@ public struct Conv2d: @unchecked Sendable {
         let tileRows = inPlace ? oc : max(1, min(oc, Self.scratchFloats / k))
         let wide = inPlace ? nil : FloatBuffer(tileRows * k, zeroed: false)
         // Pixel chunks: with enough pixels, chunks of ≤ chunkFloats per thread, balanced over the
-        // threads; else one chunk as large as the scratch allows, its GEMM split over output channels.
+        // threads; else, on several threads, one chunk as large as the scratch allows, its GEMM split
+        // over output channels (on one thread, the per-thread chunks).
         let chunkBudget = oc <= Self.narrowOutputs ? min(Self.chunkFloats, Self.narrowChunkFloats) : Self.chunkFloats
         var chunk = min(n, max(128, min(4096, min(chunkBudget, Self.scratchFloats / threads) / k)))
         var chunks = (n + chunk - 1) / chunk
@@ -111,7 +112,7 @@ public struct Conv2d: @unchecked Sendable {
             chunks = (chunks + threads - 1) / threads * threads
             chunk = (n + chunks - 1) / chunks
             chunks = (n + chunk - 1) / chunk
-        } else {
+        } else if threads > 1 {
             chunk = min(n, max(128, Self.scratchFloats / k))
         }
         let slots = perPixel ? threads : 1
