@@ -188,7 +188,7 @@ public final class ImageTo3D: @unchecked Sendable {
     }
 
     /// Text → image (stage 1 alone): `prompt` as the user types it (the style suffix and the negative
-    /// prompt are added per `options.text`), draws from `SeededNoise(seed)` under the names `t2i.*`.
+    /// prompt are added per `options.text`), draws from `TextToImage.seededNoise(seed)`.
     /// Errors: `HYError.io` when the folder has no `hunyuanDiT/`; progress and abort as `run`.
     public func textToImage(prompt: String, options o: Options = Options(), progress: ((Progress) -> Bool)? = nil,
                             abort: (() -> Bool)? = nil) throws -> ByteImage {
@@ -203,7 +203,7 @@ public final class ImageTo3D: @unchecked Sendable {
         let pipe: TextToImage
         if let t2i, t2i.compute == o.compute { pipe = t2i } else { pipe = try TextToImage(folder: textFolder, compute: o.compute) }
         if keepLoaded { t2i = pipe }
-        return try pipe.generate(prompt: prompt, options: o.text, noise: NamespacedNoise(prefix: "t2i.", base: SeededNoise(seed: o.seed)),
+        return try pipe.generate(prompt: prompt, options: o.text, noise: TextToImage.seededNoise(o.seed),
                                  pool: pool, progress: { p in
             let info = Progress(stage: .textToImage, fraction: p.overall, detail: "\(p.stage.name) \(p.completed)/\(p.total)",
                                 fromText: fromText)

@@ -24,7 +24,7 @@ let cliSubcommands: [ParsableCommand.Type] = [
     ImageTo3DCommand.self,
     TextToImageCommand.self, TextTo3DCommand.self, T2IEvalCommand.self, T2ITokenizeCommand.self,
     T2IRandomCommand.self, T2IBenchCommand.self,
-    RemoveBackgroundCommand.self, RembgEvalCommand.self,
+    RemoveBackgroundCommand.self, RembgEvalCommand.self, RembgBenchCommand.self,
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,

@@ -120,3 +120,134 @@ struct RembgEvalCommand: ParsableCommand {
         }
     }
 }
+
+/// `rembg-bench`: the U²-Net forward at 320×320 and the whole background removal of a 1024×1024
+/// synthetic image, per thread count (issue #15: against onnxruntime, `bench/u2net-bench.sh`).
+struct RembgBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rembg-bench",
+        abstract: "Time the U²-Net forward (1×3×320×320) and the whole background removal, per thread count.",
+        discussion: """
+            Loads MODEL (.onnx, .safetensors or a folder, as remove-background), then per thread count: --warmup
+            forwards, --reps timed forwards (ms mean ± sd, min), and the whole remove-background (LANCZOS to 320²,
+            network, mask, cut-out, white-out, recentred 512²) of a --size² synthetic RGB image (--e2e-reps runs
+            after one warm-up; --size 0 skips it). The input is rgb.input_tensor [1,3,320,320] of --input (what
+            rembg-eval writes) or rembg's normalisation of a synthetic image. Peak RSS is the process's
+            getrusage ru_maxrss so far (monotonic: give one thread count per process for per-count peaks).
+            A markdown table on stdout, or one JSON object per thread count with --json.
+            """)
+
+    @Argument(help: "The U²-Net: .onnx, .safetensors or a folder.") var model: String
+    @Option(help: "Thread counts, comma-separated.") var threads: String = "1,2"
+    @Option(help: "Timed forwards per thread count.") var reps: Int = 5
+    @Option(help: "Untimed forwards first.") var warmup: Int = 1
+    @Option(help: "safetensors holding rgb.input_tensor [1,3,320,320] f32.") var input: String?
+    @Option(help: "Side of the synthetic image for the whole removal (0: skip).") var size: Int = 1024
+    @Option(help: "Timed whole removals per thread count.") var e2eReps: Int = 2
+    @Flag(help: "One JSON object per thread count (JSON lines) instead of a table.") var json = false
+
+    func run() throws {
+        try runReporting {
+            let counts = try threads.split(separator: ",").map { s -> Int in
+                guard let n = Int(String(s.filter { $0 != " " })), n >= 1 else {
+                    throw HYError.invalidArgument("--threads: \(s) is not a thread count ≥ 1")
+                }
+                return n
+            }
+            guard reps >= 1, warmup >= 0, e2eReps >= 1, size >= 0 else {
+                throw HYError.invalidArgument("--reps and --e2e-reps ≥ 1, --warmup and --size ≥ 0")
+            }
+            let rssStart = peakRSS()
+            let tl = Clock.seconds()
+            let model = try resolveU2Net(self.model)
+            let net = try U2Net(path: model)
+            let loadSeconds = Clock.seconds() - tl
+            let rssLoaded = peakRSS()
+            let x: [Float]
+            if let input {
+                let f = try SafetensorsFile(path: input)
+                guard let t = f.tensor("rgb.input_tensor"), t.shape == [1, 3, 320, 320], t.dtype.isFloat else {
+                    throw HYError.invalidArgument("\(input): needs rgb.input_tensor [1,3,320,320] float")
+                }
+                x = t.floats()
+            } else {
+                let im = Self.synthetic(320)
+                x = BackgroundRemoval.inputTensor(rgb: im.pixels, width: 320, height: 320).tensor
+            }
+            let big = size > 0 ? Self.synthetic(size) : nil
+            writeStderr("\(net.config.name) (\(net.source)): loaded in \(Self.dec(loadSeconds, 2)) s, peak RSS \(rssLoaded >> 20) MiB\n")
+            var rows: [String] = []
+            if !json {
+                print("| threads | forward ms (mean ± sd) | min ms | remove-background \(size)² ms | peak RSS MiB |")
+                print("|---|---|---|---|---|")
+            }
+            for n in counts {
+                let pool = ThreadPool(threads: n)
+                for _ in 0..<warmup { _ = try net.forward(x, height: 320, width: 320, pool: pool) }
+                var ms: [Double] = []
+                for _ in 0..<reps {
+                    let t0 = Clock.seconds()
+                    _ = try net.forward(x, height: 320, width: 320, pool: pool)
+                    ms.append((Clock.seconds() - t0) * 1000)
+                }
+                let forwardRSS = peakRSS()
+                var e2e: [Double] = []
+                if let big {
+                    _ = try BackgroundRemoval.run(big, net: net, pool: pool)
+                    for _ in 0..<e2eReps {
+                        let t0 = Clock.seconds()
+                        _ = try BackgroundRemoval.run(big, net: net, pool: pool)
+                        e2e.append((Clock.seconds() - t0) * 1000)
+                    }
+                }
+                let (m, sd) = Self.meanSD(ms), (em, esd) = Self.meanSD(e2e)
+                let rss = peakRSS()
+                let f1 = { (v: Double) in Self.dec(v, 1) }
+                writeStderr("threads \(n): forward \(f1(m)) ± \(f1(sd)) ms (\(reps) reps)" + (e2e.isEmpty ? "" : ", remove-background \(f1(em)) ± \(f1(esd)) ms") + "\n")
+                if json {
+                    let list = { (a: [Double]) in "[" + a.map { Self.dec($0, 3) }.joined(separator: ",") + "]" }
+                    print("{\"impl\":\"hunyuan\",\"model\":\"\(net.config.name)\",\"source\":\"\(net.source)\",\"threads\":\(n),\"warmup\":\(warmup),"
+                          + "\"forward_ms\":\(list(ms)),\"forward_ms_mean\":\(Self.dec(m, 3)),\"forward_ms_sd\":\(Self.dec(sd, 3)),"
+                          + "\"e2e_size\":\(size),\"e2e_ms\":\(list(e2e)),\"e2e_ms_mean\":\(Self.dec(em, 3)),"
+                          + "\"load_s\":\(Self.dec(loadSeconds, 3)),\"rss_start_bytes\":\(rssStart),\"rss_loaded_bytes\":\(rssLoaded),"
+                          + "\"rss_forward_peak_bytes\":\(forwardRSS),\"rss_peak_bytes\":\(rss)}")
+                } else {
+                    rows.append("| \(n) | \(f1(m)) ± \(f1(sd)) | \(f1(ms.min() ?? 0)) | \(e2e.isEmpty ? "–" : "\(f1(em)) ± \(f1(esd))") | \(rss >> 20) |")
+                    print(rows.last!)
+                }
+            }
+        }
+    }
+
+    /// v rounded to `places` decimals, as text.
+    static func dec(_ v: Double, _ places: Int) -> String {
+        var p = 1.0
+        for _ in 0..<places { p *= 10 }
+        return "\((v * p).rounded() / p)"
+    }
+
+    static func meanSD(_ a: [Double]) -> (Double, Double) {
+        guard !a.isEmpty else { return (0, 0) }
+        let m = a.reduce(0, +) / Double(a.count)
+        let v = a.count > 1 ? a.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(a.count - 1) : 0
+        return (m, v.squareRoot())
+    }
+
+    /// A deterministic RGB test image: an orange ellipse with a soft edge on a shaded background.
+    static func synthetic(_ n: Int) -> ByteImage {
+        var px = [UInt8](repeating: 0, count: n * n * 3)
+        let s = Double(n)
+        for y in 0..<n {
+            for x in 0..<n {
+                let (fy, fx) = (Double(y), Double(x))
+                let r = (((fy - 0.52 * s) / (0.33 * s)) * ((fy - 0.52 * s) / (0.33 * s)) + ((fx - 0.47 * s) / (0.28 * s)) * ((fx - 0.47 * s) / (0.28 * s))).squareRoot()
+                let a = min(max((1 - r) * 12, 0), 1)
+                let bg = [60 + 80 * fy / s, 90 + 60 * fx / s, 140 - 50 * fy / s]
+                let ob = [230.0, 130 + 40 * sin(fx / 7), 40 + 30 * cos(fy / 5)]
+                let noise = Double((x &* 7919 &+ y &* 104_729) % 17) - 8
+                for c in 0..<3 { px[3 * (y * n + x) + c] = UInt8(min(max((bg[c] * (1 - a) + ob[c] * a + noise).rounded(), 0), 250)) }
+            }
+        }
+        return try! ByteImage(width: n, height: n, channels: 3, pixels: px)
+    }
+}

@@ -99,7 +99,7 @@ struct TextToImageCommand: ParsableCommand {
             if let pagScale { o.pagScale = pagScale }
             o.guidanceScale = guidance
             let bar = StepProgress()
-            let image = try t2i.generate(prompt: prompt, options: o, noise: SeededNoise(seed: seed),
+            let image = try t2i.generate(prompt: prompt, options: o, noise: TextToImage.seededNoise(seed),
                                          pool: ThreadPool(threads: threads), progress: { bar.update($0) })
             bar.finish()
             try PNGEncoder.write(image, to: output, overwrite: overwrite)

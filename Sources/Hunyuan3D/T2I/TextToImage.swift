@@ -125,6 +125,13 @@ public final class TextToImage: @unchecked Sendable {
         self.compute = compute
     }
 
+    /// Our seeded draws for a text-to-image run: `SeededNoise(seed)` under the names `t2i.*` (so a
+    /// text-to-mesh run seeded alike draws the views' noise independently). The CLI, the C API and
+    /// Python use this, so one seed gives one picture everywhere.
+    public static func seededNoise(_ seed: UInt64) -> NamespacedNoise<SeededNoise> {
+        NamespacedNoise(prefix: "t2i.", base: SeededNoise(seed: seed))
+    }
+
     /// The official PAG slot of a network of n blocks: the four blocks before the middle.
     public static func defaultPAGLayers(blocks n: Int) -> [Int] { Array(max(0, n / 2 - 4)..<max(0, n / 2)) }
 
