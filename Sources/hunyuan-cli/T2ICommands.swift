@@ -98,6 +98,7 @@ struct TextToImageCommand: ParsableCommand {
             if let width { o.width = width }
             if let pagScale { o.pagScale = pagScale }
             o.guidanceScale = guidance
+            printTextCostEstimate(t2i, o, threads: threads)
             let bar = StepProgress()
             let image = try t2i.generate(prompt: prompt, options: o, noise: TextToImage.seededNoise(seed),
                                          pool: ThreadPool(threads: threads), progress: { bar.update($0) })
@@ -106,6 +107,26 @@ struct TextToImageCommand: ParsableCommand {
             writeStderr("\(image.width)×\(image.height) → \(output)\n")
         }
     }
+}
+
+/// Before a long run: the DiT's FLOPs for the whole run (counted from the declared shapes) and the
+/// least time they take at the GEMM rate this machine gives now (measured in about a second), on stderr.
+func printTextCostEstimate(_ t2i: TextToImage, _ o: TextToImage.Options, threads: Int) {
+    let c = t2i.ditConfig
+    let table = WeightTable()
+    guard (try? HunyuanDiTTensors.declare(c, table)) != nil else { return }
+    let f = t2i.vaeConfig.scaleFactor
+    let cfg = o.guidanceScale > 1, pag = o.pagScale > 0
+    let batch = 1 + (cfg ? 1 : 0) + (pag ? 1 : 0)
+    let step = FlopCount.dit(c, table, batch: batch, height: (o.height / 16) * 16 / f, width: (o.width / 16) * 16 / f,
+                             identityRows: pag ? 1 : 0,
+                             pagLayers: Set(o.pagLayers ?? TextToImage.defaultPAGLayers(blocks: c.numLayers)), part: .forward)
+    let total = (step.matrix + step.attention) * Double(o.steps)
+    guard total > 1e12 else { return }  // seconds at most: not worth a measurement
+    let rate = BenchSupport.gemmRate(weight: .f16, rows: 1024, pool: ThreadPool(threads: threads))
+    guard rate.isFinite, rate > 0 else { return }
+    let minutes = total / rate / 60
+    writeStderr("text to image: \(o.width)×\(o.height), \(o.steps) steps, \(batch) branches: about \(BenchSupport.fmt(total / 1e12)) TFLOP in the DiT; at least ~\(BenchSupport.fmt(minutes)) min at the \(BenchSupport.fmt(rate / 1e9)) GFLOP/s this machine's GEMM gives now\n")
 }
 
 /// One progress line on stderr: the stage, the step and an ETA from the steps' pace.
@@ -179,6 +200,7 @@ struct TextTo3DCommand: ParsableCommand {
             if let steps { o.steps = steps }
             o.text.guidanceScale = guidance
             let gen = try ImageTo3D(folder: weights, threads: threads)
+            if let dir = gen.textFolder { printTextCostEstimate(try TextToImage(folder: dir), o.text, threads: threads) }
             let bar = RunProgress()
             let (picture, r) = try gen.run(prompt: prompt, options: o, progress: { bar.update($0) })
             bar.finish()
