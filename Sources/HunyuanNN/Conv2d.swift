@@ -1,7 +1,7 @@
 // Convolution and resampling over channel-major images x[C, H, W] (one image at a time; batch by
 // looping): conv2d as the stored weight (any format) × im2col chunks, optionally over the nearest 2×
-// up-sampled input, nearest and bilinear up-sampling, max pooling — what the UNet, the VAE and U²-Net
-// are built from.
+// up-sampled input (3×3 stride-1 convs with fp32 weights: a direct AVX-512 kernel instead, `forwardDirect`),
+// nearest and bilinear up-sampling, max pooling — what the UNet, the VAE and U²-Net are built from.
 
 import Glibc
 
