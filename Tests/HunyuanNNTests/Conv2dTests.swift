@@ -151,6 +151,8 @@ final class Conv2dTests: XCTestCase {
             XCTAssertNotNil(conv.direct3x3)
         }
         for s in shapes { try check(s, sizes: sizes) }
+        // Enough pixels for several row bands × channel-block groups on 2 threads.
+        try check(Shape(cin: 8, cout: 12, k: 3, pad: Padding2D(1)), sizes: [(70, 64), (64, 70)])
         let saved = Conv2d.directEnabled
         defer { Conv2d.directEnabled = saved }
         Conv2d.directEnabled = false
