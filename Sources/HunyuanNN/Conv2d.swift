@@ -1,7 +1,9 @@
 // Convolution and resampling over channel-major images x[C, H, W] (one image at a time; batch by
 // looping): conv2d as the stored weight (any format) × im2col chunks, optionally over the nearest 2×
-// up-sampled input, nearest and bilinear up-sampling, max pooling — what the UNet, the VAE and U²-Net
-// are built from.
+// up-sampled input (3×3 stride-1 convs with fp32 weights: a direct AVX-512 kernel instead, `forwardDirect`),
+// nearest and bilinear up-sampling, max pooling — what the UNet, the VAE and U²-Net are built from.
+
+import Glibc
 
 /// Zero padding of a convolution, per side.
 public struct Padding2D: Sendable, Equatable {
@@ -21,6 +23,14 @@ public struct Conv2d: @unchecked Sendable {
     public let kernelH: Int, kernelW: Int
     public let stride: Int, dilation: Int
     public let padding: Padding2D
+    /// The weight packed for the direct 3×3 kernel (`conv3x3Direct`), when this conv takes it: 3×3,
+    /// stride 1, fp32 weights, more than `fewOutputs` outputs, packed size ≤ `directMaxBytes`, AVX-512F.
+    public let direct3x3: FloatBuffer?
+
+    /// Whether new 3×3 convs pack their weight for the direct kernel (HY_CONV_DIRECT=0: not; for A/B runs).
+    nonisolated(unsafe) static var directEnabled: Bool = getenv("HY_CONV_DIRECT").map { String(cString: $0) != "0" } ?? true
+    /// Largest packed weight of the direct kernel (bytes).
+    static let directMaxBytes = 16 << 20
 
     /// `weight`: [out, in, kh, kw] (f32/f16/bf16, or a block-quantized [out, blocks, bytes] of the
     /// flattened rows); `bias` [out] or nil. Shape mismatches are format errors naming the tensor.
@@ -49,6 +59,13 @@ public struct Conv2d: @unchecked Sendable {
         self.inChannels = inChannels; outChannels = layer.outFeatures
         kernelH = kernel.0; kernelW = kernel.1
         self.stride = stride; self.dilation = dilation; self.padding = padding
+        let wm = layer.weight, oc = layer.outFeatures, blk = conv3x3DirectBlock
+        if Self.directEnabled && CPUFeatures.avx512 && kernel == (3, 3) && stride == 1 && wm.format == .f32
+            && oc > Self.fewOutputs && (oc + blk - 1) / blk * blk * layer.inFeatures * 4 <= Self.directMaxBytes {
+            direct3x3 = packConv3x3Direct(outChannels: oc, inChannels: inChannels) { o, p in wm.copyRow(o, into: p) }
+        } else {
+            direct3x3 = nil
+        }
     }
 
     /// Output size for an h × w input (PyTorch's floor formula); with `upsample2x`, for the 2h × 2w
@@ -89,6 +106,7 @@ public struct Conv2d: @unchecked Sendable {
         let (ho, wo) = outputSize(height: h, width: w, upsample2x: upsample2x)
         if ho == 0 || wo == 0 || h == 0 || w == 0 { return }
         if let d = linear.weight.bf16, forwardBF16(d, x, h, w, out, ho, wo, pool, upsample2x) { return }
+        if let pk = direct3x3, !upsample2x, forwardDirect(pk, x, h, w, out, ho, wo, pool) { return }
         let n = ho * wo, k = inChannels * kernelH * kernelW, oc = outChannels
         let threads = max(1, pool?.threadCount ?? 1)
         let direct = !upsample2x && kernelH == 1 && kernelW == 1 && stride == 1 && padding == Padding2D(0)
@@ -167,6 +185,34 @@ public struct Conv2d: @unchecked Sendable {
             }
             r0 += nr
         }
+    }
+
+    /// The direct 3×3 stride-1 convolution (`conv3x3Direct`, AVX-512): no im2col copy, no GEMM
+    /// packing; the input read in place. Threads take (band of output rows, group of 8-channel blocks)
+    /// tasks dynamically.
+    private func forwardDirect(_ pk: FloatBuffer, _ x: UnsafePointer<Float>, _ h: Int, _ w: Int,
+                               _ out: UnsafeMutablePointer<Float>, _ ho: Int, _ wo: Int, _ pool: ThreadPool?) -> Bool {
+        let blocks = (outChannels + conv3x3DirectBlock - 1) / conv3x3DirectBlock
+        let threads = pool?.threadCount ?? 1
+        func run(_ b: UnsafePointer<Float>?) -> Bool {
+            func call(_ rows: Range<Int>, _ bl: Range<Int>) -> Bool {
+                conv3x3Direct(x, inChannels: inChannels, height: h, width: w, packed: pk.p, bias: b,
+                              outChannels: outChannels, padTop: padding.top, padLeft: padding.left, dilation: dilation,
+                              out, outHeight: ho, outWidth: wo, rows: rows, blocks: bl)
+            }
+            guard let pool, threads > 1, ho * blocks > 1 else { return call(0..<ho, 0..<blocks) }
+            // About 4 tasks per thread: bands of ≥ 1024 output pixels (the kernel's 48-pixel tiles run
+            // across row ends), then groups of channel blocks for the rest.
+            let bands = max(1, min(ho, min(4 * threads, ho * wo / 1024)))
+            let groups = max(1, min(blocks, (4 * threads + bands - 1) / bands))
+            pool.parallelFor(bands * groups) { t in
+                let b = t % bands, g = t / bands
+                _ = call(ho * b / bands ..< ho * (b + 1) / bands, blocks * g / groups ..< blocks * (g + 1) / groups)
+            }
+            return true
+        }
+        if let bias = linear.bias { return bias.withUnsafeBufferPointer { run($0.baseAddress) } }
+        return run(nil)
     }
 
     /// Output channels up to which a stride-1 convolution with fp32 weights is computed directly

@@ -131,6 +131,34 @@ final class Conv2dTests: XCTestCase {
         try check(Shape(cin: 16, cout: 24, k: 3, pad: Padding2D(1)), sizes: [(40, 33), (23, 40)], bf16: true)
     }
 
+    /// The direct 3×3 stride-1 kernel (fp32 weights, AVX-512): dilation 1/2/4/8 with padding = dilation,
+    /// asymmetric and no padding, channel counts off the 8-channel block and the 16-pixel vector,
+    /// 1×W and H×1 images, widths over several 48-pixel tiles, rows split over the threads; and the
+    /// same shapes on the im2col path with the direct kernel switched off.
+    func testDirectThreeByThree() throws {
+        let sizes = Self.odd + [(1, 40), (40, 1), (3, 49), (9, 70), (40, 33), (2, 97)]
+        let shapes = [Shape(cin: 5, cout: 7, k: 3, pad: Padding2D(1)),
+                      Shape(cin: 19, cout: 13, k: 3, pad: Padding2D(2), dil: 2),
+                      Shape(cin: 3, cout: 17, k: 3, pad: Padding2D(4), dil: 4),
+                      Shape(cin: 6, cout: 9, k: 3, pad: Padding2D(8), dil: 8),
+                      Shape(cin: 4, cout: 8, k: 3),
+                      Shape(cin: 7, cout: 5, k: 3, pad: Padding2D(top: 0, left: 2, bottom: 1, right: 0)),
+                      Shape(cin: 16, cout: 33, k: 3, pad: Padding2D(1))]
+        if CPUFeatures.avx512 {
+            let s = shapes[0]
+            let conv = try Conv2d(weight: weightTensor((0..<(s.cout * s.cin * 9)).map { _ in rnd() }, s, f16: false).0, bias: nil,
+                                  inChannels: s.cin, outChannels: s.cout, kernel: (3, 3), padding: s.pad)
+            XCTAssertNotNil(conv.direct3x3)
+        }
+        for s in shapes { try check(s, sizes: sizes) }
+        // Enough pixels for several row bands × channel-block groups on 2 threads.
+        try check(Shape(cin: 8, cout: 12, k: 3, pad: Padding2D(1)), sizes: [(70, 64), (64, 70)])
+        let saved = Conv2d.directEnabled
+        defer { Conv2d.directEnabled = saved }
+        Conv2d.directEnabled = false
+        for s in shapes.prefix(3) { try check(s, sizes: [(5, 17), (17, 17), (40, 33)]) }
+    }
+
     /// The up-sampled read equals materializing the up-sampling, then convolving.
     func testUpsampleOptionEqualsUpsampleThenConv() throws {
         let s = Shape(cin: 8, cout: 6, k: 3, pad: Padding2D(1))

@@ -49,6 +49,15 @@ void hyi_dequant_row(int fmt, const void *w, int64_t cols, float *out);
 void hyi_matvec_fp8(int path, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t cols,
                     const float *scale, float *y);
 
+/* Direct 3x3 convolution, stride 1, dilation d, zero padding pt (top) / pl (left) (conv_direct.c):
+ * out[o, oy, ox] = bias[o] + sum_(c, ky, kx) W[o, c, ky, kx] * x[c, oy - pt + ky*d, ox - pl + kx*d] over
+ * x[cin, h, w] and out[cout, ho, wo], for output rows oy0 ..< oy1 and output-channel blocks of 8
+ * ob0 ..< ob1. wpk: the weights packed as [ceil(cout/8)][cin][9][8] (zeros past cout); bias may be NULL.
+ * Returns false (and does nothing) without AVX-512F. Thread-safe on disjoint rows / blocks. */
+bool hyi_conv3x3_f32(const float *x, int64_t cin, int64_t h, int64_t w, const float *wpk, const float *bias,
+                     int64_t cout, int64_t pt, int64_t pl, int64_t d, float *out, int64_t ho, int64_t wo,
+                     int64_t oy0, int64_t oy1, int64_t ob0, int64_t ob1);
+
 /* Element formats of hyi_gemm_float / hyi_attn_pv (q8_0: blocks of an f16 scale + 32 int8, the KV cache's). */
 enum { HYI_FLOAT_F32 = 0, HYI_FLOAT_F16 = 1, HYI_FLOAT_BF16 = 2, HYI_FLOAT_Q8_0 = 3 };
 
