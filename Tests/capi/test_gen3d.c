@@ -254,8 +254,6 @@ int main(int argc, char **argv) {
     unlink(link);
     CHECK(symlink(abs_t2i, link) == 0, "symlink hunyuanDiT");
     EXPECT_STATUS(p_hy_gen3d_load(root, &params, &g), HY_OK);
-    reset(&rs, -1, -1);
-    int text_calls = 0;
     EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "一只戴着红色围巾的可爱小猫", &tp, NULL, NULL, NULL, NULL, &pic), HY_OK);
     CHECK(pic.pixels != NULL && pic.width == 48 && pic.height == 64 && pic.channels == 3, "picture %dx%dx%d", pic.width,
           pic.height, pic.channels);
@@ -294,7 +292,6 @@ int main(int argc, char **argv) {
     memset(&ts, 0, sizeof ts);
     ts.last_stage = -1;
     ts.ordered = 1;
-    ts.cancel_in_text = 0;
     EXPECT_STATUS(p_hy_gen3d_text_to_mesh(g, "a red ball", &tp, on_text_progress, &ts, NULL, NULL, &mesh2), HY_OK);
     CHECK(mesh2 != NULL && p_hy_mesh_face_count(mesh2) > 0, "a mesh from text");
     CHECK(ts.first_stage == HY_GEN3D_TEXT_TO_IMAGE && ts.ordered && ts.last_stage == HY_GEN3D_DONE && ts.text_calls > 1,
@@ -309,7 +306,6 @@ int main(int argc, char **argv) {
     ts.cancel_in_text = 1;
     EXPECT_STATUS(p_hy_gen3d_text_to_mesh(g, "a red ball", &tp, on_text_progress, &ts, NULL, NULL, &mesh2), HY_ERR_ABORTED);
     CHECK(mesh2 == NULL && ts.last_stage == HY_GEN3D_TEXT_TO_IMAGE, "cancelled in the text stage (last %d)", ts.last_stage);
-    (void)text_calls;
     EXPECT_STATUS(p_hy_gen3d_text_to_image(g, "a cat", &tp, NULL, NULL, NULL, NULL, &pic), HY_OK);
     p_hy_recon_image_free(&pic);
     p_hy_gen3d_free(g);
