@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "HunyuanNN", dependencies: ["HunyuanCore"], swiftSettings: engineSwift),
         .target(name: "HunyuanLM", dependencies: ["HunyuanNN"], swiftSettings: engineSwift),
         // Training (forward from HunyuanNN + backward, MoE recipes, optimizer, tokenizer trainer).
-        .target(name: "HunyuanTrain", dependencies: ["HunyuanLM"], swiftSettings: engineSwift),
+        .target(name: "HunyuanTrain", dependencies: ["HunyuanLM", "Hunyuan3D"], swiftSettings: engineSwift),
         // Checkpoint converters used by the CLI: GGUF export, quantization, random checkpoints.
         .target(name: "HunyuanConvert", dependencies: ["HunyuanLM"], swiftSettings: engineSwift),
         // Image types and codecs (PNG through zlib, JPEG through libjpeg); geometry (meshes, marching
@@ -46,7 +46,7 @@ let package = Package(
         // CLIP text and vision towers and tokenizer, schedulers, image processors), loaded from their
         // released folders; the pipelines that chain them live with their products (Hunyuan3D).
         .target(name: "HunyuanDiffusion", dependencies: ["HunyuanNN", "HunyuanImage"], swiftSettings: engineSwift),
-        .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "HunyuanDiffusion", "HunyuanGeometry", "HunyuanImage"],
+        .target(name: "Hunyuan3D", dependencies: ["HunyuanNN", "HunyuanLM", "HunyuanDiffusion", "HunyuanGeometry", "HunyuanImage"],
                 swiftSettings: engineSwift),
         .target(name: "HunyuanCAPI", dependencies: ["CHunyuanABI", "HunyuanCore", "HunyuanLM", "HunyuanGeometry", "HunyuanDiffusion",
                                                     "HunyuanImage", "Hunyuan3D"],

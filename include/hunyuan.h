@@ -842,7 +842,14 @@ HY_API void hy_views_free(hy_views *views);
  * main.py: text to image (HunyuanDiT with PAG, the prompt + the official style suffix, the official
  * negative prompt), background removal (rembg's U²-Net, white-out, recentred 512x512 RGBA), the six
  * views, the reconstruction (views 0..5 then the condition image). Each stage's weights are loaded
- * when it starts and released when it ends unless keep_loaded. One thread at a time per handle. */
+ * when it starts and released when it ends unless keep_loaded. One thread at a time per handle.
+ *
+ * A folder holding a hunyuan3d-tiny model (config.json model_type "hunyuan3d-tiny", trained by
+ * `hunyuan-cli train-3d`; also as builtin:NAME) opens the small text-to-3D model instead: prompt →
+ * tokens → a small transformer → one triplane per object → the SVRM's decoder (SDF + colour) →
+ * marching cubes → clean-up, in seconds, deterministic (the seed is unused). Only
+ * hy_gen3d_text_to_mesh runs on it (resolution, target_faces, smooth_iterations apply; 128-256 is
+ * plenty); the image functions return HY_ERR_UNSUPPORTED. */
 typedef struct hy_gen3d hy_gen3d;
 
 typedef struct hy_gen3d_params {
@@ -855,8 +862,9 @@ typedef struct hy_gen3d_params {
 HY_API hy_gen3d_params hy_gen3d_default_params(void);
 
 /* Opens a weights folder: every image stage must be present, unless the folder has hunyuanDiT/ (then
- * a run that needs a missing stage fails with HY_ERR_IO naming it). Errors: HY_ERR_INVALID_ARGUMENT
- * (NULL, bad UTF-8, bad struct_size, n_threads < 0), HY_ERR_IO (the message names each missing stage). */
+ * a run that needs a missing stage fails with HY_ERR_IO naming it); or hunyuan3d-tiny (above).
+ * Errors: HY_ERR_INVALID_ARGUMENT (NULL, bad UTF-8, bad struct_size, n_threads < 0), HY_ERR_IO (the
+ * message names each missing stage), HY_ERR_FORMAT (a broken hunyuan3d-tiny config or checkpoint). */
 HY_API hy_status hy_gen3d_load(const char *path, const hy_gen3d_params *params, hy_gen3d **out);
 
 HY_API void hy_gen3d_free(hy_gen3d *gen);
@@ -866,7 +874,8 @@ typedef enum hy_gen3d_stage {
     HY_GEN3D_VIEWS = 1,
     HY_GEN3D_RECONSTRUCT = 2,
     HY_GEN3D_DONE = 3,
-    HY_GEN3D_TEXT_TO_IMAGE = 4       /* first in a text run */
+    HY_GEN3D_TEXT_TO_IMAGE = 4,      /* first in a text run */
+    HY_GEN3D_TEXT_TO_TRIPLANE = 5    /* hunyuan3d-tiny: text encoding and the triplane */
 } hy_gen3d_stage;
 
 /* A progress report: the stage, the fraction of it done, the fraction of the whole run and the
@@ -885,7 +894,8 @@ typedef struct hy_gen3d_run_params {
     uint32_t struct_size;             /* sizeof(hy_gen3d_run_params) */
     int32_t steps;                    /* denoising steps, 1..1000; 50 */
     uint64_t seed;                    /* seed of the views' Gaussian draws (hy_mvd_generate_params.seed) */
-    int32_t resolution;               /* marching-cubes grid side, 384 */
+    int32_t resolution;               /* marching-cubes grid side, 384; 0 = the model's default (384, or 128
+                                         on hunyuan3d-tiny, which takes up to 512) */
     int32_t target_faces;             /* decimate to this many faces; 0 keeps all; 90000 */
     bool keep_alpha;                  /* an RGBA image keeps its alpha and skips the U²-Net (official
                                          force=False); false = remove the background again */
@@ -898,6 +908,8 @@ typedef struct hy_gen3d_run_params {
     int32_t image_height;
     float guidance_scale;             /* classifier-free guidance; 5 (<= 1 runs no negative branch) */
     float pag_scale;                  /* perturbed-attention guidance; 1.3 (0 turns PAG off) */
+    /* Mesh clean-up (an older, shorter struct gets this default): */
+    int32_t smooth_iterations;        /* smoothing passes after marching cubes, 0..100; 2 */
 } hy_gen3d_run_params;
 
 HY_API hy_gen3d_run_params hy_gen3d_run_default_params(void);
@@ -926,7 +938,9 @@ HY_API hy_status hy_gen3d_text_to_image(hy_gen3d *gen, const char *prompt, const
                                         hy_abort_callback abort, void *abort_user, hy_recon_image *out);
 
 /* prompt → picture → mesh (hy_gen3d_text_to_image, then hy_gen3d_image_to_mesh on the picture, as
- * main.py). Errors as both; *out is NULL on error. */
+ * main.py); on hunyuan3d-tiny prompt → triplane → mesh (progress HY_GEN3D_TEXT_TO_TRIPLANE, then
+ * HY_GEN3D_RECONSTRUCT; an empty or blank prompt is HY_ERR_INVALID_ARGUMENT, unknown words are read as
+ * unknown tokens). Errors as both; *out is NULL on error. */
 HY_API hy_status hy_gen3d_text_to_mesh(hy_gen3d *gen, const char *prompt, const hy_gen3d_run_params *params,
                                        hy_gen3d_progress_callback progress, void *progress_user,
                                        hy_abort_callback abort, void *abort_user, hy_mesh **out);

@@ -142,7 +142,10 @@ extension SVRM {
     }
 
     /// `refine_mesh` + decimation: clean-up, vertex clustering, simple smoothing, quadric decimation.
-    public func refine(_ m: Mesh, _ o: SVRMMeshOptions) throws -> Mesh {
+    public func refine(_ m: Mesh, _ o: SVRMMeshOptions) throws -> Mesh { try Self.refineMesh(m, o) }
+
+    /// `refine` for any marching-cubes mesh (the built-in generator shares it).
+    public static func refineMesh(_ m: Mesh, _ o: SVRMMeshOptions) throws -> Mesh {
         var mesh = try MeshOps.clean(m)
         if mesh.faceCount == 0 { return mesh }
         if o.clusterSize > 0 { mesh = try MeshOps.vertexClustering(mesh, voxelSize: o.clusterSize) }

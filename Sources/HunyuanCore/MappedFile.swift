@@ -86,6 +86,13 @@ public enum FileSystem {
         return names.sorted()
     }
 
+    /// Creates the folder `path` (not its parents) unless it already is one; `.io` when it cannot
+    /// (a file of that name, a missing parent, no permission).
+    public static func createDirectory(_ path: String) throws {
+        if isDirectory(path) { return }
+        guard mkdir(path, 0o755) == 0 else { throw HYError.io("\(path): cannot create folder: \(MappedFile.errnoText())") }
+    }
+
     /// Reads a whole (small) file.
     public static func readAll(_ path: String) throws -> [UInt8] {
         try MappedFile(path: path).withBytes { Array($0) }

@@ -97,16 +97,24 @@ final class AdamW {
             let p = list[idx]
             let lr = Float(rates[p.group] ?? 0)
             let decay: Float = p.decays ? 1 - lr * Float(o.weightDecay) : 1
-            let w = p.w, g = p.g, m = p.m.p, v = p.v.p
-            for i in 0..<p.count {
-                let gi = g[i] * clip
-                m[i] = b1 * m[i] + (1 - b1) * gi
-                v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                let mh = m[i] / bc1, vh = v[i] / bc2
-                w[i] = w[i] * decay - lr * mh / (vh.squareRoot() + eps)
-            }
+            adamwStep(p.w, p.g, p.m.p, p.v.p, p.count, lr: lr, decay: decay, clip: clip, b1: b1, b2: b2, bc1: bc1, bc2: bc2, eps: eps)
         }
         if let pool, pool.threadCount > 1 { pool.parallelFor(list.count, body) } else { for i in 0..<list.count { body(i) } }
         return (norm, sched * o.learningRate)
+    }
+}
+
+/// One AdamW update of n values in place: m, v ← moments of the clipped gradient; w ← w·decay −
+/// lr·m̂/(√v̂ + eps) with bias corrections bc1 = 1 − β1^t, bc2 = 1 − β2^t.
+@inline(__always)
+func adamwStep(_ w: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+               _ v: UnsafeMutablePointer<Float>, _ n: Int, lr: Float, decay: Float, clip: Float, b1: Float, b2: Float,
+               bc1: Float, bc2: Float, eps: Float) {
+    for i in 0..<n {
+        let gi = g[i] * clip
+        m[i] = b1 * m[i] + (1 - b1) * gi
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi
+        let mh = m[i] / bc1, vh = v[i] / bc2
+        w[i] = w[i] * decay - lr * mh / (vh.squareRoot() + eps)
     }
 }

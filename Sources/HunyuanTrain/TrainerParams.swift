@@ -140,7 +140,4 @@ final class TrainParams: @unchecked Sendable {
 }
 
 /// Standard normal sample (Box–Muller) from a SplitMix64 stream.
-func gaussian(_ rng: inout SplitMix64) -> Float {
-    let u1 = max(rng.nextDouble(), 1e-300), u2 = rng.nextDouble()
-    return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-}
+func gaussian(_ rng: inout SplitMix64) -> Float { rng.gaussian() }

@@ -28,5 +28,6 @@ let cliSubcommands: [ParsableCommand.Type] = [
     LogitsCommand.self, GenerateCommand.self, RandomModelCommand.self, BenchCommand.self,
     QuantizeCommand.self, ExportGGUFCommand.self,
     MeshCommand.self, PreviewCommand.self, MeshInfoCommand.self, MeshConvertCommand.self, MeshBenchCommand.self,
+    Train3DCommand.self, Eval3DCommand.self,
     TrainCommand.self, TrainTokenizerCommand.self, PerplexityCommand.self, BPEEncodeCommand.self,
 ]

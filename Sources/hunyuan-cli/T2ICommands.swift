@@ -153,16 +153,18 @@ final class StepProgress {
 struct TextTo3DCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "text-to-3d",
-        abstract: "Hunyuan3D-1.0 text → mesh (lite): text to image (HunyuanDiT + PAG), background removal, 6 views, reconstruction.",
+        abstract: "Text → mesh: Hunyuan3D-1.0 (lite) from a release weights folder, or a hunyuan3d-tiny model.",
         discussion: """
-            WEIGHTS_DIR is laid out like the release: hunyuanDiT/, mvd_lite/, svrm/svrm.safetensors and u2net.onnx (else \
-            rembg's location). The mesh format follows -o's extension (.glb, .obj, .ply, .stl, .off); --image also \
+            MODEL is a hunyuan3d-tiny model (`train-3d`: text → triplanes → SDF and colour → marching cubes, seconds \
+            on a CPU; the time of every stage is printed) or a weights folder laid out like the release: \
+            hunyuanDiT/, mvd_lite/, svrm/svrm.safetensors and u2net.onnx (else rembg's location): text to image \
+            (HunyuanDiT + PAG), background removal, 6 views, reconstruction. The mesh format follows -o's extension (.glb, .obj, .ply, .stl, .off); --image also \
             writes the generated picture (PNG). Each stage is loaded when it starts and released after it. The \
             official settings are hours on a laptop CPU; --fast uses the text stage's fast preset (512², 15 steps, \
             PAG off) and 25 view steps.
             """)
 
-    @Argument(help: "The weights folder.") var weights: String
+    @Argument(help: "The weights folder or hunyuan3d-tiny model.") var weights: String
     @Argument(help: "The prompt (Chinese or English).") var prompt: String
     @Option(name: .shortAndLong, help: "Output mesh file.") var output: String
     @Option(help: "Also write the generated picture here (PNG).") var image: String?
@@ -174,8 +176,9 @@ struct TextTo3DCommand: ParsableCommand {
     @Option(help: "Classifier-free guidance of the text stage (official 5).") var guidance: Float = 5
     @Option(name: .customLong("pag-scale"), help: "PAG scale of the text stage (official 1.3; 0 = off).") var pagScale: Float?
     @Option(help: "Denoising steps of the views (official 50).") var steps: Int?
-    @Option(help: "Decimate to this many faces (0 = keep all).") var faces: Int = 90_000
-    @Option(help: "Marching-cubes resolution (official 384).") var resolution: Int = 384
+    @Option(help: "Decimate to this many faces (0 = keep all; default 90,000, hunyuan3d-tiny 20,000).") var faces: Int?
+    @Option(help: "Marching-cubes resolution (official 384; hunyuan3d-tiny 128).") var resolution: Int?
+    @Option(help: "Smoothing passes after marching cubes (default 2).") var smooth: Int = 2
     @Option(name: .customLong("grid-height"), help: "Height of the views grid (official 960).") var gridHeight: Int = 960
     @Option(name: .customLong("grid-width"), help: "Width of the views grid (official 640).") var gridWidth: Int = 640
     @Flag(help: "Fast preset: 512² picture, 15 text steps, PAG off, 25 view steps.") var fast = false
@@ -186,12 +189,19 @@ struct TextTo3DCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             try requireUTF8Arguments()
+            if Tiny3DModel.isModel(path: weights) {
+                for p in [output] + (preview.map { [$0] } ?? []) { try checkOutput(p, overwrite: overwrite) }
+                if image != nil { throw HYError.unsupported("--image: hunyuan3d-tiny makes no picture (text → triplane directly)") }
+                try runTiny3D(model: weights, prompt: prompt, output: output, preview: preview, resolution: resolution ?? 128,
+                              faces: faces ?? 20_000, smooth: smooth, threads: threads, overwrite: overwrite)
+                return
+            }
             let outputs = [output] + (image.map { [$0] } ?? []) + (preview.map { [$0] } ?? [])
             for p in outputs { try checkOutput(p, overwrite: overwrite) }
             var o = ImageTo3D.Options()
             o.seed = seed
             o.compute = try parseCompute(compute)
-            o.mesh.targetFaces = faces; o.mesh.resolution = resolution
+            o.mesh.targetFaces = faces ?? 90_000; o.mesh.resolution = resolution ?? 384; o.mesh.smoothIterations = smooth
             o.gridHeight = gridHeight; o.gridWidth = gridWidth
             if fast { o.text.width = 512; o.text.height = 512; o.text.steps = 15; o.text.pagScale = 0; o.steps = 25 }
             if let textSteps { o.text.steps = textSteps }

@@ -193,6 +193,7 @@ def test_generate_from_prompt_imports_the_library_mesh(tmp_path):
     for name, target in parts.items():
         (weights / name).symlink_to(target)
     s = bpy.context.scene.hunyuan
+    s.prompt_model = ""  # the weights folder, not the built-in model
     s.weights_dir, s.prompt, s.text_steps, s.image_size = str(weights), "一只红色的球 a red ball", 2, 48
     s.steps, s.seed, s.resolution, s.faces = 2, 1, 40, 0
     before = set(bpy.data.objects.keys())
@@ -210,3 +211,4 @@ def test_generate_from_prompt_imports_the_library_mesh(tmp_path):
     with pytest.raises(RuntimeError, match="hunyuanDiT"):
         bpy.ops.hunyuan.generate_from_prompt(blocking=True, grid_width=160, grid_height=240)
     assert not s.running
+

@@ -177,7 +177,8 @@ int main(int argc, char **argv) {
     /* Image → mesh at the tiny sizes. */
     hy_gen3d_run_params rp = p_hy_gen3d_run_default_params();
     CHECK(rp.struct_size == sizeof rp && rp.steps == 50 && rp.resolution == 384 && rp.target_faces == 90000 &&
-          rp.grid_width == 640 && rp.grid_height == 960 && rp.compute == HY_COMPUTE_FP32 && !rp.keep_alpha, "run defaults");
+          rp.grid_width == 640 && rp.grid_height == 960 && rp.compute == HY_COMPUTE_FP32 && !rp.keep_alpha &&
+          rp.smooth_iterations == 2, "run defaults");
     rp.steps = 2;
     rp.seed = 3;
     rp.grid_width = 160;
@@ -226,6 +227,10 @@ int main(int argc, char **argv) {
     br = rp;
     br.resolution = 1;
     EXPECT_STATUS(p_hy_gen3d_image_to_mesh(g, &image, &br, NULL, NULL, NULL, NULL, &mesh2), HY_ERR_INVALID_ARGUMENT);
+    br = rp;
+    br.smooth_iterations = -1;
+    EXPECT_STATUS(p_hy_gen3d_image_to_mesh(g, &image, &br, NULL, NULL, NULL, NULL, &mesh2), HY_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(p_hy_last_error(), "smooth_iterations") != NULL, "names smooth_iterations: %s", p_hy_last_error());
     br = rp;
     br.grid_width = 90;
     EXPECT_STATUS(p_hy_gen3d_image_to_mesh(g, &image, &br, NULL, NULL, NULL, NULL, &mesh2), HY_ERR_INVALID_ARGUMENT);

@@ -158,26 +158,8 @@ public final class SVRM: @unchecked Sendable {
                             interiorVertices: Bool = false, abort: (() -> Bool)? = nil) throws -> Mesh {
         guard n >= 2 && n <= 4096 else { throw HYError.invalidArgument("mesh resolution \(n) (2...4096 expected)") }
         try checkTriplane(triplane)
-        let axis = SVRMDecoder.linspace(Float(config.boxMin), Float(config.boxMax), n)
-        let lo = config.boxMin, hi = config.boxMax
-        var mesh = try MarchingCubes.extract(
-            dims: SIMD3(n, n, n), level: 0,
-            bounds: .init(min: SIMD3(repeating: lo), max: SIMD3(repeating: hi)),
-            interiorVertices: interiorVertices, threads: pool.threadCount, slabCells: 16
-        ) { origin, dims, out in
-            if let abort, abort() { throw HYError.aborted("reconstruction cancelled") }
-            let count = dims.x * dims.y * dims.z
-            let pts = FloatBuffer(3 * count, zeroed: false)
-            for i in 0..<dims.x {
-                for j in 0..<dims.y {
-                    for k in 0..<dims.z {
-                        let o = pts.p + 3 * ((i * dims.y + j) * dims.z + k)
-                        o[0] = axis[origin.x + i]; o[1] = axis[origin.y + j]; o[2] = axis[origin.z + k]
-                    }
-                }
-            }
-            decoder.query(triplane, points: pts.p, count: count, sdf: out.baseAddress!, rgb: nil, pool: nil)
-        }
+        var mesh = try decoder.extractMesh(triplane, resolution: n, interiorVertices: interiorVertices,
+                                           threads: pool.threadCount, abort: abort)
         if colors && mesh.vertexCount > 0 {
             let (_, rgb) = try query(triplane, points: mesh.positions)
             mesh.colors = rgb.map { min(max($0, 0), 1) }

@@ -67,6 +67,13 @@ public struct SVRMConfig: Sendable, Equatable {
     public var triplaneInner: Int { triplaneHeads * triplaneHeadDim }
     public var triplaneResolution: Int { triplaneQuerySize * upsampleRatio }
     public var decoderInputs: Int { 3 * triplaneChannels }
+    /// (in, out) of each decoder Linear (checkpoint `net.0`, `net.2`, …, ReLUs in between).
+    public var decoderLayerShapes: [(Int, Int)] {
+        var s = [(decoderInputs, decoderHidden)]
+        for _ in 0..<max(0, decoderLayers - 2) { s.append((decoderHidden, decoderHidden)) }
+        s.append((decoderHidden, 4))
+        return s
+    }
 
     /// Reads `config.json` from a checkpoint folder (or next to a checkpoint file); the defaults when
     /// there is none. Malformed values are `HYError.format` naming the file and key.

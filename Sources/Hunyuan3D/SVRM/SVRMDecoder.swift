@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import HunyuanNN
+import HunyuanGeometry
 
 /// The triplane decoder (`rendering_neus/synthesizer.py:25-128` OSGDecoder, `utils/renderer.py:28-75`):
 /// a point p (world units, box [-0.6, 0.6]³) is scaled by 2/box_warp, projected onto plane 0 (x, y),
@@ -37,21 +38,53 @@ public struct SVRMDecoder {
             for i in 0..<n {
                 let x = points[3 * i] * k, y = points[3 * i + 1] * k, z = points[3 * i + 2] * k
                 for pl in 0..<3 {
-                    let u = pl == 2 ? z : x, v = pl == 0 ? y : (pl == 1 ? z : y)
                     let o = out + i * 3 * c + pl * c
                     for ch in 0..<c { o[ch] = 0 }
-                    let ix = ((u + 1) * size - 1) / 2, iy = ((v + 1) * size - 1) / 2
-                    guard ix.isFinite, iy.isFinite else { continue }
-                    let fx = floorf(ix), fy = floorf(iy)
-                    let x0 = Int(max(min(fx, 1e6), -1e6)), y0 = Int(max(min(fy, 1e6), -1e6))
-                    let x1f = fx + 1, y1f = fy + 1
+                    guard let b = Self.bilinear(pl, x, y, z, size: size) else { continue }
                     let plane = planes + pl * r * r * c
                     // PyTorch's order: nw, ne, sw, se; taps outside the plane contribute 0.
-                    tap(plane, x0, y0, (x1f - ix) * (y1f - iy), o)
-                    tap(plane, x0 + 1, y0, (ix - fx) * (y1f - iy), o)
-                    tap(plane, x0, y0 + 1, (x1f - ix) * (iy - fy), o)
-                    tap(plane, x0 + 1, y0 + 1, (ix - fx) * (iy - fy), o)
+                    tap(plane, b.x0, b.y0, b.w.0, o)
+                    tap(plane, b.x0 + 1, b.y0, b.w.1, o)
+                    tap(plane, b.x0, b.y0 + 1, b.w.2, o)
+                    tap(plane, b.x0 + 1, b.y0 + 1, b.w.3, o)
                 }
+            }
+        }
+    }
+
+    /// grid_sample's bilinear taps (align_corners False) of plane `pl` at the scaled point (x, y, z):
+    /// the north-west texel and the weights of nw, ne, sw, se; nil for a non-finite coordinate.
+    @inline(__always)
+    static func bilinear(_ pl: Int, _ x: Float, _ y: Float, _ z: Float, size: Float)
+        -> (x0: Int, y0: Int, w: (Float, Float, Float, Float))? {
+        let u = pl == 2 ? z : x, v = pl == 0 ? y : (pl == 1 ? z : y)
+        let ix = ((u + 1) * size - 1) / 2, iy = ((v + 1) * size - 1) / 2
+        guard ix.isFinite, iy.isFinite else { return nil }
+        let fx = floorf(ix), fy = floorf(iy)
+        let x0 = Int(max(min(fx, 1e6), -1e6)), y0 = Int(max(min(fy, 1e6), -1e6))
+        let x1f = fx + 1, y1f = fy + 1
+        return (x0, y0, ((x1f - ix) * (y1f - iy), (ix - fx) * (y1f - iy), (x1f - ix) * (iy - fy), (ix - fx) * (iy - fy)))
+    }
+
+    /// Backward of `sampleFeatures`: dPlanes [3·R², C] (channels-last, the layout of
+    /// `SVRMTriplane.channelsLast`) += the bilinear weights × dFeatures [n, 3C].
+    public func sampleFeaturesBackward(channels c: Int, resolution r: Int, points: UnsafePointer<Float>, count n: Int,
+                                       dFeatures: UnsafePointer<Float>, dPlanes: UnsafeMutablePointer<Float>) {
+        let size = Float(r), k = Float(2.0 / config.boxWarp)
+        @inline(__always) func tap(_ plane: UnsafeMutablePointer<Float>, _ tx: Int, _ ty: Int, _ w: Float, _ d: UnsafePointer<Float>) {
+            guard tx >= 0 && tx < r && ty >= 0 && ty < r else { return }
+            let dst = plane + (ty * r + tx) * c
+            for ch in 0..<c { dst[ch] += d[ch] * w }
+        }
+        for i in 0..<n {
+            let x = points[3 * i] * k, y = points[3 * i + 1] * k, z = points[3 * i + 2] * k
+            for pl in 0..<3 {
+                guard let b = Self.bilinear(pl, x, y, z, size: size) else { continue }
+                let d = dFeatures + i * 3 * c + pl * c, plane = dPlanes + pl * r * r * c
+                tap(plane, b.x0, b.y0, b.w.0, d)
+                tap(plane, b.x0 + 1, b.y0, b.w.1, d)
+                tap(plane, b.x0, b.y0 + 1, b.w.2, d)
+                tap(plane, b.x0 + 1, b.y0 + 1, b.w.3, d)
             }
         }
     }
@@ -147,6 +180,35 @@ public struct SVRMDecoder {
             }
             query(tri, points: pts.p, count: n * n, sdf: slice.p, rgb: nil, pool: pool)
             try body(i, slice.buffer)
+        }
+    }
+
+    /// The zero level set of the SDF over the resolution³ grid of the box by marching cubes, the SDF
+    /// evaluated slab by slab straight into it (the grid is never held in full), grid points mapped by
+    /// v/(n−1)·(max−min)+min. `interiorVertices` false keeps exactly PyMCubes' vertex set (see
+    /// MarchingCubes). No colours. `abort` is polled per slab (worker threads); true throws `.aborted`.
+    public func extractMesh(_ triplane: SVRMTriplane, resolution n: Int, interiorVertices: Bool = false, threads: Int,
+                            abort: (() -> Bool)? = nil) throws -> Mesh {
+        guard n >= 2 && n <= 4096 else { throw HYError.invalidArgument("mesh resolution \(n) (2...4096 expected)") }
+        let axis = Self.linspace(Float(config.boxMin), Float(config.boxMax), n)
+        let lo = config.boxMin, hi = config.boxMax
+        return try MarchingCubes.extract(
+            dims: SIMD3(n, n, n), level: 0,
+            bounds: .init(min: SIMD3(repeating: lo), max: SIMD3(repeating: hi)),
+            interiorVertices: interiorVertices, threads: threads, slabCells: 16
+        ) { origin, dims, out in
+            if let abort, abort() { throw HYError.aborted("cancelled during marching cubes") }
+            let count = dims.x * dims.y * dims.z
+            let pts = FloatBuffer(3 * count, zeroed: false)
+            for i in 0..<dims.x {
+                for j in 0..<dims.y {
+                    for k in 0..<dims.z {
+                        let o = pts.p + 3 * ((i * dims.y + j) * dims.z + k)
+                        o[0] = axis[origin.x + i]; o[1] = axis[origin.y + j]; o[2] = axis[origin.z + k]
+                    }
+                }
+            }
+            query(triplane, points: pts.p, count: count, sdf: out.baseAddress!, rgb: nil, pool: nil)
         }
     }
 }

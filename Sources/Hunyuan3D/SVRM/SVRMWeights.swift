@@ -119,7 +119,7 @@ public enum SVRMTensors {
         let up = try b.linear(triPrefix + "upsampler", in: w, out: c.triplaneChannels * c.upsampleRatio * c.upsampleRatio)
         let triplane = Set.Triplane(posEmb: posEmb, blocks: tblocks, normW: normW, normB: normB, upsampler: up)
         let invStd = try b.vector("render.renderer.ray_marcher.variance._inv_std", shape: [])
-        let decoder = try decoderLayerShapes(c).enumerated().map { i, s in try b.linear("render.decoder.net.\(2 * i)", in: s.0, out: s.1) }
+        let decoder = try c.decoderLayerShapes.enumerated().map { i, s in try b.linear("render.decoder.net.\(2 * i)", in: s.0, out: s.1) }
         return Set(encoder: encoder, triplane: triplane, invStd: invStd, decoder: decoder)
     }
 
@@ -130,13 +130,6 @@ public enum SVRMTensors {
         return t.entries.map { ($0.name, $0.shape) }
     }
 
-    /// (in, out) of each decoder Linear; they sit at `net.0`, `net.2`, … (ReLUs in between).
-    static func decoderLayerShapes(_ c: SVRMConfig) -> [(Int, Int)] {
-        var s = [(c.decoderInputs, c.decoderHidden)]
-        for _ in 0..<(c.decoderLayers - 2) { s.append((c.decoderHidden, c.decoderHidden)) }
-        s.append((c.decoderHidden, 4))
-        return s
-    }
 }
 
 extension SVRMWeightSet where M == WeightMatrix, V == [Float] {

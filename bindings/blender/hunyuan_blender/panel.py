@@ -46,8 +46,11 @@ class HunyuanSettings(bpy.types.PropertyGroup):
     image_path: StringProperty(name="Image file", subtype="FILE_PATH", description="Photo or render of one object")
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image,
                                      description="An image datablock (used instead of the file when set)")
-    prompt: StringProperty(name="Prompt", description="What to generate (Chinese or English); the official style "
-                           "suffix and negative prompt are added")
+    prompt: StringProperty(name="Prompt", description="What to generate (Chinese or English), e.g. "
+                           "\"a red ball on a blue box\"")
+    prompt_model: StringProperty(name="Text model", default="",
+                                 description="A hunyuan3d-tiny model (a folder or builtin:NAME; seconds), or empty for the "
+                                 "Hunyuan3D-1.0 weights folder above (text to image, views, reconstruction)")
     text_steps: IntProperty(name="Text steps", default=25, min=1, max=1000,
                             description="Denoising steps of the text-to-image stage (official 25)")
     image_size: IntProperty(name="Picture size", default=1024, min=16, max=4096, step=16,
@@ -183,8 +186,8 @@ class HUNYUAN_OT_generate_image(HunyuanJobOperator, bpy.types.Operator):
 
 
 class HUNYUAN_OT_generate_prompt(HunyuanJobOperator, bpy.types.Operator):
-    """Generate a coloured mesh from a prompt with Hunyuan3D-1.0 (text to image, background removal, six
-    views, reconstruction), imported at the 3D cursor"""
+    """Generate a coloured mesh from a prompt, imported at the 3D cursor: with a hunyuan3d-tiny model, or
+    Hunyuan3D-1.0 (text to image, background removal, six views, reconstruction) from the weights folder"""
 
     bl_idname = "hunyuan.generate_from_prompt"
     bl_label = "Generate from prompt"
@@ -207,7 +210,8 @@ class HUNYUAN_OT_generate_prompt(HunyuanJobOperator, bpy.types.Operator):
         import hunyuan
 
         s = context.scene.hunyuan
-        weights = bpy.path.abspath(s.weights_dir)
+        model = s.prompt_model.strip()
+        weights = model if model.startswith("builtin:") else bpy.path.abspath(model or s.weights_dir)
         prompt, text_steps, size = s.prompt, s.text_steps, s.image_size
         steps, seed, resolution, faces = s.steps, s.seed, s.resolution, s.faces
         gw, gh = self.grid_width, self.grid_height
@@ -299,6 +303,7 @@ class VIEW3D_PT_hunyuan(bpy.types.Panel):
             gen.operator(HUNYUAN_OT_generate_image.bl_idname, icon="IMAGE_DATA")
         txt = layout.box()
         txt.label(text="Generate from prompt")
+        txt.prop(s, "prompt_model")
         txt.prop(s, "prompt")
         row = txt.row()
         row.prop(s, "text_steps")

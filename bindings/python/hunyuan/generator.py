@@ -29,7 +29,8 @@ def _pixels(image: ImageLike) -> np.ndarray:
 
 
 class Generator:
-    """Text / image → coloured mesh over a weights folder laid out like the release (``mvd_lite/``,
+    """Text / image → coloured mesh: a hunyuan3d-tiny folder (``hunyuan-cli train-3d``) is the small text-to-3D
+    model (``text_to_3d`` only; the image methods raise UnsupportedError), any other path a weights folder laid out like the release (``mvd_lite/``,
     ``svrm/svrm.safetensors``, ``u2net.onnx`` — else rembg's ``$U2NET_HOME`` / ``~/.u2net``; ``u2net=`` names
     another — and ``hunyuanDiT/`` for text; a folder with only ``hunyuanDiT/`` opens for ``text_to_image``). Each stage is loaded when it runs and released after it unless ``keep_loaded``. One call at a
     time per instance; the GIL is released while it runs, and Ctrl-C or a progress callback returning False
@@ -62,13 +63,16 @@ class Generator:
 
     def text_to_3d(self, prompt: str, seed: int = 0, text_steps: int = 25, width: int = 1024, height: int = 1024,
                    guidance_scale: float = 5.0, pag_scale: float = 1.3, compute: str = "fp32", steps: int = 50,
-                   resolution: int = 384, faces: int = 90000, grid_width: int = 640, grid_height: int = 960,
-                   progress: Optional[Callable[[float], bool]] = None) -> Mesh:
-        """Prompt → picture (``text_to_image``) → mesh (``image_to_3d`` on it), as main.py; ``progress(fraction)``
-        gets the fraction of the whole run."""
+                   resolution: Optional[int] = None, faces: int = 90000, grid_width: int = 640, grid_height: int = 960,
+                   smooth: int = 2, progress: Optional[Callable[[float], bool]] = None) -> Mesh:
+        """Prompt → picture (``text_to_image``) → mesh (``image_to_3d`` on it), as main.py; on
+        a hunyuan3d-tiny model prompt → triplanes → mesh in seconds (only ``resolution``, ``faces`` and
+        ``smooth`` apply). ``resolution`` None is the model's default (384; 128 for hunyuan3d-tiny).
+        ``progress(fraction)`` gets the fraction of the whole run."""
         return Mesh._wrap(self._g.text_to_mesh(str(prompt), int(seed), int(text_steps), int(width), int(height),
                                                float(guidance_scale), float(pag_scale), compute, int(steps),
-                                               int(resolution), int(faces), int(grid_width), int(grid_height), progress))
+                                               0 if resolution is None else int(resolution), int(faces),
+                                               int(grid_width), int(grid_height), int(smooth), progress))
 
     def remove_background(self, image: ImageLike, keep_alpha: bool = False) -> np.ndarray:
         """The official background removal alone: uint8 [512, 512, 4]."""

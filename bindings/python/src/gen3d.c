@@ -144,15 +144,15 @@ static PyObject *Generator_text_to_image(GeneratorObject *self, PyObject *args) 
 }
 
 /* text_to_mesh(prompt, seed, text_steps, width, height, guidance, pag, compute, steps, resolution, faces,
- *              grid_width, grid_height, progress) -> Mesh */
+ *              grid_width, grid_height, smooth, progress) -> Mesh */
 static PyObject *Generator_text_to_mesh(GeneratorObject *self, PyObject *args) {
     const char *prompt, *compute;
-    int text_steps, width, height, steps, resolution, faces, gw, gh;
+    int text_steps, width, height, steps, resolution, faces, gw, gh, smooth;
     unsigned long long seed;
     float guidance, pag;
     PyObject *progress;
-    if (!PyArg_ParseTuple(args, "sKiiiffsiiiiiO", &prompt, &seed, &text_steps, &width, &height, &guidance, &pag, &compute,
-                          &steps, &resolution, &faces, &gw, &gh, &progress))
+    if (!PyArg_ParseTuple(args, "sKiiiffsiiiiiiO", &prompt, &seed, &text_steps, &width, &height, &guidance, &pag, &compute,
+                          &steps, &resolution, &faces, &gw, &gh, &smooth, &progress))
         return NULL;
     hy_gen3d *gen = generator_get(self);
     if (gen == NULL) return NULL;
@@ -163,6 +163,7 @@ static PyObject *Generator_text_to_mesh(GeneratorObject *self, PyObject *args) {
     rp.target_faces = faces;
     rp.grid_width = gw;
     rp.grid_height = gh;
+    rp.smooth_iterations = smooth;
     ProgressCallbacks rc = progress_callbacks(progress);
     hy_mesh *out = NULL;
     hy_status st;
