@@ -129,7 +129,9 @@ private func tinyProgressAdapter(_ progress: hy_gen3d_progress_callback?, _ user
         switch stage {
         case .text, .triplane: code = HY_GEN3D_TEXT_TO_TRIPLANE; fraction = stage == .text ? 0 : 0.5
         case .done: code = HY_GEN3D_DONE; fraction = 1
-        default: code = HY_GEN3D_RECONSTRUCT; fraction = min(max((overall - 0.05) / 0.95, 0), 1)
+        default:
+            let start = Tiny3DModel.Stage.field.share
+            code = HY_GEN3D_RECONSTRUCT; fraction = min(max((overall - start) / (1 - start), 0), 1)
         }
         var info = hy_gen3d_progress(stage: Int32(code.rawValue), stage_fraction: fraction, overall: overall, eta_seconds: -1)
         return cb(&info, user)
@@ -153,9 +155,10 @@ public func hy_gen3d_image_to_mesh_impl(_ g: OpaquePointer?, _ image: UnsafePoin
                                         _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
                                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> hy_status {
     guarded {
-        let gen = try gen3dArg(g).requireRelease("hy_gen3d_image_to_mesh")
+        let handle = try gen3dArg(g)
         guard let out else { throw HYError.invalidArgument("out is NULL") }
         out.pointee = nil
+        let gen = try handle.requireRelease("hy_gen3d_image_to_mesh")
         guard let image else { throw HYError.invalidArgument("image is NULL") }
         let im = try byteImageArg(image.pointee, "image")
         let o = try runOptions(params)
@@ -170,9 +173,10 @@ public func hy_gen3d_remove_background_impl(_ g: OpaquePointer?, _ image: Unsafe
                                             _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
                                             _ out: UnsafeMutablePointer<hy_recon_image>?) -> hy_status {
     guarded {
-        let gen = try gen3dArg(g).requireRelease("hy_gen3d_remove_background")
+        let handle = try gen3dArg(g)
         guard let out else { throw HYError.invalidArgument("out is NULL") }
         out.pointee = hy_recon_image()
+        let gen = try handle.requireRelease("hy_gen3d_remove_background")
         guard let image else { throw HYError.invalidArgument("image is NULL") }
         let im = try byteImageArg(image.pointee, "image")
         let r = try gen.removeBackground(im, keepAlpha: keepAlpha, abort: abort.map { cb in { cb(abortUser) } })
@@ -188,9 +192,10 @@ public func hy_gen3d_text_to_image_impl(_ g: OpaquePointer?, _ prompt: UnsafePoi
                                         _ abort: hy_abort_callback?, _ abortUser: UnsafeMutableRawPointer?,
                                         _ out: UnsafeMutablePointer<hy_recon_image>?) -> hy_status {
     guarded {
-        let gen = try gen3dArg(g).requireRelease("hy_gen3d_text_to_image")
+        let handle = try gen3dArg(g)
         guard let out else { throw HYError.invalidArgument("out is NULL") }
         out.pointee = hy_recon_image()
+        let gen = try handle.requireRelease("hy_gen3d_text_to_image")
         let text = try utf8Arg(prompt, "prompt")
         let o = try runOptions(params)
         let im = try gen.textToImage(prompt: text, options: o, progress: progressAdapter(progress, progressUser),

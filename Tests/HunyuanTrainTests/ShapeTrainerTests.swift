@@ -27,6 +27,31 @@ final class ShapeTrainerTests: XCTestCase {
         return p
     }
 
+    /// Compares `g` with central differences of `loss` on `perTensor` entries of each parameter tensor
+    /// `include` selects (relative error against max(1, |numeric|) below 1e-2); (entries, worst error).
+    func checkGradients(_ p: Tiny3DParams, _ g: Tiny3DParams, step h: Float, perTensor: Int, where include: (String) -> Bool,
+                        loss: () throws -> Double) rethrows -> (Int, Double) {
+        var worst = 0.0, checked = 0
+        for (ti, name) in p.names.enumerated() where include(name) {
+            let b = p.buffers[ti]
+            for k in 0..<min(b.count, perTensor) {
+                let j = (k * 7919) % b.count
+                let saved = b.p[j]
+                b.p[j] = saved + h
+                let lp = try loss()
+                b.p[j] = saved - h
+                let lm = try loss()
+                b.p[j] = saved
+                let numeric = (lp - lm) / Double(2 * h), analytic = Double(g.buffers[ti].p[j])
+                let err = abs(numeric - analytic) / max(1, abs(numeric))
+                worst = max(worst, err)
+                checked += 1
+                XCTAssertLessThan(err, 1e-2, "\(name)[\(j)]: numeric \(numeric), analytic \(analytic)")
+            }
+        }
+        return (checked, worst)
+    }
+
     /// L = Σ_k Σ w_k ⊙ decoder outputs of part k at fixed points, through text, slots, triplanes,
     /// sampling and the decoder.
     func loss(_ p: Tiny3DParams, rows: [Int32], points: [Float], weights: [[Float]]) throws -> Double {
@@ -80,24 +105,9 @@ final class ShapeTrainerTests: XCTestCase {
         // Central differences on a few entries of the decoder and the output head (the rest is
         // checked on the smooth path below); the ReLUs make a few differences land on a kink, so the
         // step is small (and large enough for fp32).
-        var worst = 0.0, checked = 0
-        for (ti, name) in p.names.enumerated() where name.hasPrefix("decoder.") || name.hasPrefix("triplane.out") {
-            let b = p.buffers[ti]
-            for k in 0..<min(b.count, 8) {
-                let j = (k * 7919) % b.count
-                let saved = b.p[j], h: Float = 3e-4
-                b.p[j] = saved + h
-                let lp = try loss(p, rows: rows, points: points, weights: weights)
-                b.p[j] = saved - h
-                let lm = try loss(p, rows: rows, points: points, weights: weights)
-                b.p[j] = saved
-                let numeric = (lp - lm) / Double(2 * h)
-                let analytic = Double(g.buffers[ti].p[j])
-                let err = abs(numeric - analytic) / max(1, abs(numeric))
-                worst = max(worst, err)
-                checked += 1
-                XCTAssertLessThan(err, 1e-2, "\(name)[\(j)]: numeric \(numeric), analytic \(analytic)")
-            }
+        let (checked, worst) = try checkGradients(p, g, step: 3e-4, perTensor: 8,
+                                                  where: { $0.hasPrefix("decoder.") || $0.hasPrefix("triplane.out") }) {
+            try loss(p, rows: rows, points: points, weights: weights)
         }
         XCTAssertGreaterThan(checked, 40)
         print("hunyuan3d-tiny backward: \(checked) entries, worst relative error \(worst)")
@@ -127,24 +137,7 @@ final class ShapeTrainerTests: XCTestCase {
         _ = Tiny3DNet.forward(p, rows: rows, tape: tape, pool: nil)
         let dTris = weights.map { FloatBuffer($0) }
         Tiny3DNet.backward(p, tape: tape, dTriplanes: dTris.map { UnsafePointer($0.p) }, dCenters: cw, dPresence: pw, into: g)
-        var worst = 0.0, checked = 0
-        for (ti, name) in p.names.enumerated() where !name.hasPrefix("decoder.") {
-            let b = p.buffers[ti]
-            for k in 0..<min(b.count, 5) {
-                let j = (k * 7919) % b.count
-                let saved = b.p[j], h: Float = 2e-3
-                b.p[j] = saved + h
-                let lp = loss()
-                b.p[j] = saved - h
-                let lm = loss()
-                b.p[j] = saved
-                let numeric = (lp - lm) / Double(2 * h), analytic = Double(g.buffers[ti].p[j])
-                let err = abs(numeric - analytic) / max(1, abs(numeric))
-                worst = max(worst, err)
-                checked += 1
-                XCTAssertLessThan(err, 1e-2, "\(name)[\(j)]: numeric \(numeric), analytic \(analytic)")
-            }
-        }
+        let (checked, worst) = try checkGradients(p, g, step: 2e-3, perTensor: 5, where: { !$0.hasPrefix("decoder.") }) { loss() }
         XCTAssertGreaterThan(checked, 100)
         print("hunyuan3d-tiny transformer backward: \(checked) entries, worst relative error \(worst)")
     }

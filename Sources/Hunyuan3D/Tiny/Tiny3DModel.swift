@@ -38,6 +38,8 @@ public final class Tiny3DModel: @unchecked Sendable {
         public var name: String {
             ["text encoding", "triplane", "field evaluation", "marching cubes", "clean-up", "colours", "done"][rawValue]
         }
+        /// The fraction of the whole run done when the stage starts (what `textToMesh` reports).
+        public var share: Float { [0, 0.02, 0.05, 0.7, 0.85, 0.97, 1][rawValue] }
     }
 
     /// Seconds spent in each stage of the last `textToMesh` (index = `Stage.rawValue`, `done` unused).
@@ -162,7 +164,6 @@ public final class Tiny3DModel: @unchecked Sendable {
             throw HYError.invalidArgument("smoothing \(o.smoothIterations) (0...100 expected)")
         }
         timings = [Double](repeating: 0, count: Stage.allCases.count)
-        let shares: [Float] = [0, 0.02, 0.05, 0.7, 0.85, 0.97, 1]
         var clock = Clock.seconds()
         var current = Stage.text
         func enter(_ s: Stage) throws {
@@ -171,7 +172,7 @@ public final class Tiny3DModel: @unchecked Sendable {
             clock = now
             current = s
             if let abort, abort() { throw HYError.aborted("text to 3D cancelled at \(s.name)") }
-            if let progress, !progress(s, shares[s.rawValue]) { throw HYError.aborted("text to 3D cancelled at \(s.name)") }
+            if let progress, !progress(s, s.share) { throw HYError.aborted("text to 3D cancelled at \(s.name)") }
         }
         try enter(.text)
         let rows = Tiny3DNet.rows(try Self.ids(prompt, tokenizer: tokenizer), config)
